@@ -1,0 +1,125 @@
+"""gradtx: composable, pure gradient transformations for JAX.
+
+The contract is stated once, in :mod:`gradtx._src.base`:
+``GradientTransformation(init, update)`` with
+``update(updates, state, params=None, **extra_args) -> (updates, state)``,
+structurally the same as optax's.
+"""
+
+from gradtx._src.accumulation import EmaState
+from gradtx._src.accumulation import TraceState
+from gradtx._src.accumulation import ema
+from gradtx._src.accumulation import trace
+from gradtx._src.adaptive import AdamMoments
+from gradtx._src.adaptive import ScaleByAdaDeltaState
+from gradtx._src.adaptive import ScaleByAdamState
+from gradtx._src.adaptive import ScaleByRmsState
+from gradtx._src.adaptive import ScaleByRpropState
+from gradtx._src.adaptive import ScaleByRssState
+from gradtx._src.adaptive import ScaleByStddevState
+from gradtx._src.adaptive import scale_by_adadelta
+from gradtx._src.adaptive import scale_by_adam
+from gradtx._src.adaptive import scale_by_adamax
+from gradtx._src.adaptive import scale_by_rms
+from gradtx._src.adaptive import scale_by_rprop
+from gradtx._src.adaptive import scale_by_rss
+from gradtx._src.adaptive import scale_by_stddev
+from gradtx._src.adding import AddDecayedWeightsState
+from gradtx._src.adding import AddNoiseState
+from gradtx._src.adding import add_decayed_weights
+from gradtx._src.adding import add_noise
+from gradtx._src.alias import adadelta
+from gradtx._src.alias import adagrad
+from gradtx._src.alias import adam
+from gradtx._src.alias import adamax
+from gradtx._src.alias import adamw
+from gradtx._src.alias import nadam
+from gradtx._src.alias import nadamw
+from gradtx._src.alias import noisy_sgd
+from gradtx._src.alias import rmsprop
+from gradtx._src.alias import rprop
+from gradtx._src.alias import sgd
+from gradtx._src.alias import sgdw
+from gradtx._src.base import EmptyState
+from gradtx._src.base import GradientTransformation
+from gradtx._src.base import apply_updates
+from gradtx._src.base import identity
+from gradtx._src.base import safe_increment
+from gradtx._src.base import stateless
+from gradtx._src.base import stateless_with_tree_map
+from gradtx._src.clipping import clip
+from gradtx._src.clipping import clip_by_global_norm
+from gradtx._src.combine import chain
+from gradtx._src.combine import named_chain
+from gradtx._src.scaling import ScaleByScheduleState
+from gradtx._src.scaling import scale
+from gradtx._src.scaling import scale_by_learning_rate
+from gradtx._src.scaling import scale_by_schedule
+from gradtx._src.tree import tree_cast
+from gradtx._src.tree import tree_full_like
+from gradtx._src.tree import tree_global_norm
+from gradtx._src.tree import tree_zeros_like
+from gradtx._src.wrappers import MaskedNode
+from gradtx._src.wrappers import MaskedState
+from gradtx._src.wrappers import masked
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "AddDecayedWeightsState",
+    "AddNoiseState",
+    "AdamMoments",
+    "EmaState",
+    "EmptyState",
+    "GradientTransformation",
+    "MaskedNode",
+    "MaskedState",
+    "ScaleByAdaDeltaState",
+    "ScaleByAdamState",
+    "ScaleByRmsState",
+    "ScaleByRpropState",
+    "ScaleByRssState",
+    "ScaleByScheduleState",
+    "ScaleByStddevState",
+    "TraceState",
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "add_decayed_weights",
+    "add_noise",
+    "apply_updates",
+    "chain",
+    "clip",
+    "clip_by_global_norm",
+    "ema",
+    "identity",
+    "masked",
+    "nadam",
+    "nadamw",
+    "named_chain",
+    "noisy_sgd",
+    "rmsprop",
+    "rprop",
+    "safe_increment",
+    "scale",
+    "scale_by_adadelta",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_learning_rate",
+    "scale_by_rms",
+    "scale_by_rprop",
+    "scale_by_rss",
+    "scale_by_schedule",
+    "scale_by_stddev",
+    "sgd",
+    "sgdw",
+    "stateless",
+    "stateless_with_tree_map",
+    "trace",
+    "tree_cast",
+    "tree_full_like",
+    "tree_global_norm",
+    "tree_zeros_like",
+)

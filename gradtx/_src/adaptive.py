@@ -1,0 +1,457 @@
+"""Per-parameter adaptive scalings: Adagrad, RMSProp, Adam and relatives.
+
+Each factory's update runs one fused per-leaf function (see
+:func:`gradtx._src.tree.leafwise`). Numbers match optax 0.2.8 op for op where
+optax has the transform, except :func:`scale_by_rprop` (see its docstring).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from gradtx._src import base
+from gradtx._src import tree as T
+from gradtx._src import validation as V
+
+
+def _bias_correction(decay: Any, count: jax.Array) -> jax.Array:
+  # Computed in the default float precision, then cast per leaf: computing
+  # decay**count in bfloat16 would round it to 1 and divide by zero.
+  return 1 - decay ** count
+
+
+# --------------------------------------------------------------------------
+# Adagrad
+
+
+class ScaleByRssState(NamedTuple):
+  """Running sum of squared gradients."""
+  sum_of_squares: Any
+
+
+def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
+                 eps_in_sqrt: bool = True) -> base.GradientTransformation:
+  r"""Adagrad's scaling by the root of the sum of squared gradients.
+
+  .. math::
+     G_t = G_{t-1} + g_t^2, \qquad
+     u_t = g_t / \sqrt{G_t + \epsilon}\ \text{(eps_in_sqrt)} \quad\text{or}
+     \quad u_t = g_t / (\sqrt{G_t} + \epsilon)
+
+  With ``eps_in_sqrt=True`` (the optax default) entries whose ``G_t`` is 0
+  get a 0 update. Duchi, Hazan & Singer (JMLR 2011) start ``G_0 = 0`` and add
+  ``eps`` outside the root: ``initial_accumulator_value=0.0,
+  eps_in_sqrt=False`` (PyTorch's ``Adagrad`` form).
+  """
+  fn = "scale_by_rss"
+  V.check_nonnegative(fn, "initial_accumulator_value",
+                      initial_accumulator_value)
+  V.check_nonnegative(fn, "eps", eps)
+
+  def init_fn(params):
+    return ScaleByRssState(
+        sum_of_squares=T.tree_full_like(params, initial_accumulator_value))
+
+  def leaf(g, s):
+    s = T.abs_sq(g) + s
+    if eps_in_sqrt:
+      return jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, s
+    return g / (jnp.sqrt(s) + eps), s
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    updates, s = T.leafwise(leaf, 2, updates, state.sum_of_squares, name=fn)
+    return updates, ScaleByRssState(sum_of_squares=s)
+
+  update_fn.gradtx_name = fn
+  return base.GradientTransformation(init_fn, update_fn)
+
+
+# --------------------------------------------------------------------------
+# RMSProp
+
+
+class ScaleByRmsState(NamedTuple):
+  """Step count (used when ``bias_correction``) and the EMA of ``g**2``."""
+  count: jax.Array
+  nu: Any
+
+
+def _rms_scaling(n, eps, eps_in_sqrt):
+  return jax.lax.rsqrt(n + eps) if eps_in_sqrt else 1 / (jnp.sqrt(n) + eps)
+
+
+def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
+                 eps_in_sqrt: bool = True, bias_correction: bool = False,
+                 ) -> base.GradientTransformation:
+  r"""RMSProp's scaling (Hinton, Lecture 6e, 2012).
+
+  .. math::
+     \nu_t = \rho \nu_{t-1} + (1 - \rho) g_t^2, \qquad
+     u_t = g_t / \sqrt{\nu_t + \epsilon}
+
+  ``eps_in_sqrt=False`` gives ``g / (sqrt(nu) + eps)`` (PyTorch's form);
+  ``bias_correction`` divides ``nu`` by ``1 - rho**t``.
+  """
+  fn = "scale_by_rms"
+  V.check_decay(fn, "decay", decay)
+  V.check_nonnegative(fn, "eps", eps)
+  V.check_nonnegative(fn, "initial_scale", initial_scale)
+
+  def init_fn(params):
+    return ScaleByRmsState(count=base.zero_count(),
+                           nu=T.tree_full_like(params, initial_scale))
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    count = base.safe_increment(state.count) if bias_correction else state.count
+    bc = _bias_correction(decay, count) if bias_correction else None
+
+    def leaf(g, n):
+      n = (1 - decay) * T.abs_sq(g) + decay * n
+      n_hat = n / bc.astype(n.dtype) if bias_correction else n
+      return _rms_scaling(n_hat, eps, eps_in_sqrt) * g, n
+
+    updates, nu = T.leafwise(leaf, 2, updates, state.nu, name=fn)
+    return updates, ScaleByRmsState(count=count, nu=nu)
+
+  update_fn.gradtx_name = fn
+  return base.GradientTransformation(init_fn, update_fn)
+
+
+class ScaleByStddevState(NamedTuple):
+  """Step count, EMA of ``g`` and EMA of ``g**2``."""
+  count: jax.Array
+  mu: Any
+  nu: Any
+
+
+def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
+                    initial_scale: Any = 0.0, eps_in_sqrt: bool = True,
+                    bias_correction: bool = False,
+                    ) -> base.GradientTransformation:
+  r"""Centered RMSProp's scaling by the running standard deviation.
+
+  .. math::
+     \mu_t = \rho\mu_{t-1} + (1-\rho) g_t,\quad
+     \nu_t = \rho\nu_{t-1} + (1-\rho) g_t^2,\quad
+     u_t = g_t / \sqrt{\nu_t - \mu_t^2 + \epsilon}
+
+  Graves, "Generating sequences with recurrent neural networks" (2013), eq. 38.
+  """
+  fn = "scale_by_stddev"
+  V.check_decay(fn, "decay", decay)
+  V.check_nonnegative(fn, "eps", eps)
+  V.check_nonnegative(fn, "initial_scale", initial_scale)
+
+  def init_fn(params):
+    return ScaleByStddevState(count=base.zero_count(),
+                              mu=T.tree_zeros_like(params),
+                              nu=T.tree_full_like(params, initial_scale))
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    count = base.safe_increment(state.count) if bias_correction else state.count
+    bc = _bias_correction(decay, count) if bias_correction else None
+
+    def leaf(g, m, n):
+      m = (1 - decay) * g + decay * m
+      n = (1 - decay) * T.abs_sq(g) + decay * n
+      if bias_correction:
+        m_hat, n_hat = m / bc.astype(m.dtype), n / bc.astype(n.dtype)
+      else:
+        m_hat, n_hat = m, n
+      var = n_hat - T.abs_sq(m_hat)
+      return _rms_scaling(var, eps, eps_in_sqrt) * g, m, n
+
+    updates, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
+    return updates, ScaleByStddevState(count=count, mu=mu, nu=nu)
+
+  update_fn.gradtx_name = fn
+  return base.GradientTransformation(init_fn, update_fn)
+
+
+# --------------------------------------------------------------------------
+# Adam
+
+
+class ScaleByAdamState(NamedTuple):
+  """Step count, first moment ``mu`` and second moment ``nu`` (both raw)."""
+  count: jax.Array
+  mu: Any
+  nu: Any
+
+
+class AdamMoments(NamedTuple):
+  """What ``scale_by_adam`` hands to the adaptive transforms after it.
+
+  See ``docs/design.md``. The update it stands for is, per leaf::
+
+      where(adaptive, rect * mu_hat / (sqrt(nu_hat + eps_root) + eps), mu_hat)
+
+  Attributes:
+    mu_hat: the bias-corrected (and, for Nadam, Nesterov) first moment.
+    nu_hat: the bias-corrected second moment, or what replaces it.
+    count: this step's index ``t`` (1 on the first step).
+    b2: the second-moment decay (RAdam's rectification needs it).
+    eps, eps_root: the denominator's ``eps`` outside and inside the root.
+    rect: a scalar multiplier of the adaptive step (RAdam's ``r_t``).
+    adaptive: a scalar bool; False while the step is un-adapted momentum.
+  """
+  mu_hat: Any
+  nu_hat: Any
+  count: jax.Array
+  b2: Any
+  eps: Any
+  eps_root: Any
+  rect: Any = 1.0
+  adaptive: Any = True
+
+
+def adam_moments_to_updates(m: AdamMoments) -> Any:
+  """Turns the hand-off record into plain updates (see :class:`AdamMoments`)."""
+  plain = m.adaptive is True and isinstance(m.rect, float) and m.rect == 1.0
+
+  def leaf(mu, nu):
+    step = mu / (jnp.sqrt(nu + m.eps_root) + m.eps)
+    if plain:
+      return (step,)
+    step = jnp.asarray(m.rect).astype(mu.dtype) * step
+    return (jnp.where(m.adaptive, step, mu),)
+
+  return T.leafwise(leaf, 1, m.mu_hat, m.nu_hat, name="scale_by_adam")[0]
+
+
+def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
+                  eps_root: Any = 0.0, mu_dtype: Optional[Any] = None, *,
+                  nesterov: bool = False, nu_dtype: Optional[Any] = None,
+                  ) -> base.GradientTransformation:
+  r"""Adam's scaling by bias-corrected moment estimates.
+
+  .. math::
+     m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+     v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\\
+     \hat m_t = \frac{m_t}{1-\beta_1^t},\quad
+     \hat v_t = \frac{v_t}{1-\beta_2^t},\quad
+     u_t = \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
+
+  With ``nesterov=True`` (Nadam, Dozat 2016) ``\hat m_t`` becomes
+  ``b1 * m_t / (1 - b1**(t+1)) + (1 - b1) * g_t / (1 - b1**t)``.
+  Kingma & Ba, "Adam: A method for stochastic optimization" (ICLR 2015).
+
+  Args:
+    b1, b2: decay rates of the first and second moments, in [0, 1).
+    eps: added to the root of ``v_hat``; ``eps_root``: added inside it.
+    mu_dtype, nu_dtype: dtypes in which the moments are stored (e.g.
+      ``jnp.bfloat16`` to halve the state); the maths runs in the promoted
+      dtype of the gradient and the stored moment. optax has ``mu_dtype``
+      only.
+
+  Followed in a :func:`gradtx.chain` by ``amsgrad_max``, ``rectify`` or
+  ``bound_lr``, it hands them its moments instead of finished updates.
+  """
+  fn = "scale_by_adam"
+  V.check_decay(fn, "b1", b1)
+  V.check_decay(fn, "b2", b2)
+  V.check_nonnegative(fn, "eps", eps)
+  V.check_nonnegative(fn, "eps_root", eps_root)
+  mu_dtype = V.check_dtype(fn, "mu_dtype", mu_dtype)
+  nu_dtype = V.check_dtype(fn, "nu_dtype", nu_dtype)
+
+  def init_fn(params):
+    return ScaleByAdamState(count=base.zero_count(),
+                            mu=T.tree_zeros_like(params, mu_dtype),
+                            nu=T.tree_zeros_like(params, nu_dtype))
+
+  def update_fn(updates, state, params=None, *, emit_moments=False,
+                **extra_args):
+    del params, extra_args
+    count = base.safe_increment(state.count)
+    bc1 = _bias_correction(b1, count)
+    bc2 = _bias_correction(b2, count)
+    bc1_next = _bias_correction(b1, base.safe_increment(count)) if nesterov \
+        else None
+
+    def moments(g, m, v):
+      m_new = (1 - b1) * g + b1 * m
+      v_new = (1 - b2) * T.abs_sq(g) + b2 * v
+      if nesterov:
+        m_hat = (b1 * (m_new / bc1_next.astype(m_new.dtype))
+                 + (1 - b1) * (g / bc1.astype(g.dtype)))
+      else:
+        m_hat = m_new / bc1.astype(m_new.dtype)
+      v_hat = v_new / bc2.astype(v_new.dtype)
+      m_store = m_new if mu_dtype is None else m_new.astype(mu_dtype)
+      return m_hat, v_hat, m_store, v_new.astype(v.dtype)
+
+    if emit_moments:
+      m_hat, v_hat, mu, nu = T.leafwise(moments, 4, updates, state.mu,
+                                        state.nu, name=fn)
+      out = AdamMoments(m_hat, v_hat, count, b2, eps, eps_root)
+    else:
+      def leaf(g, m, v):
+        m_hat, v_hat, m_store, v_store = moments(g, m, v)
+        return m_hat / (jnp.sqrt(v_hat + eps_root) + eps), m_store, v_store
+      out, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
+    return out, ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+  update_fn.gradtx_name = fn
+  update_fn.emits_moments = True
+  return base.GradientTransformation(init_fn, update_fn)
+
+
+def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
+                    ) -> base.GradientTransformation:
+  r"""Adamax: Adam with the infinity norm (Kingma & Ba 2015, Sec. 7.1).
+
+  .. math::
+     m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+     u_t' = \max(|g_t| + \epsilon, \beta_2 u_{t-1}'),\quad
+     u_t = \frac{m_t}{(1-\beta_1^t)\, u_t'}
+  """
+  fn = "scale_by_adamax"
+  V.check_decay(fn, "b1", b1)
+  V.check_decay(fn, "b2", b2)
+  V.check_nonnegative(fn, "eps", eps)
+
+  def init_fn(params):
+    return ScaleByAdamState(count=base.zero_count(),
+                            mu=T.tree_zeros_like(params),
+                            nu=T.tree_zeros_like(params))
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    count = base.safe_increment(state.count)
+    bc1 = _bias_correction(b1, count)
+
+    def leaf(g, m, u):
+      m = (1 - b1) * g + b1 * m
+      u = jnp.maximum(jnp.abs(g) + eps, b2 * u)
+      return (m / bc1.astype(m.dtype)) / u, m, u
+
+    updates, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
+    return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+  update_fn.gradtx_name = fn
+  return base.GradientTransformation(init_fn, update_fn)
+
+
+# --------------------------------------------------------------------------
+# Adadelta
+
+
+class ScaleByAdaDeltaState(NamedTuple):
+  """EMA of squared gradients ``e_g`` and of squared updates ``e_x``."""
+  e_g: Any
+  e_x: Any
+
+
+def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6,
+                      ) -> base.GradientTransformation:
+  r"""Adadelta's unit-correcting scaling (Zeiler 2012, Algorithm 1).
+
+  .. math::
+     E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) g_t^2,\quad
+     u_t = \frac{\sqrt{E[\Delta x^2]_{t-1} + \epsilon}}
+                {\sqrt{E[g^2]_t + \epsilon}}\, g_t,\quad
+     E[\Delta x^2]_t = \rho E[\Delta x^2]_{t-1} + (1-\rho) u_t^2
+
+  ``u_t`` points along the gradient: the paper's step is ``-u_t``, which the
+  named optimizer :func:`gradtx.adadelta` applies.
+  """
+  fn = "scale_by_adadelta"
+  V.check_decay(fn, "rho", rho)
+  V.check_nonnegative(fn, "eps", eps)
+
+  def init_fn(params):
+    return ScaleByAdaDeltaState(e_g=T.tree_zeros_like(params),
+                                e_x=T.tree_zeros_like(params))
+
+  def leaf(g, e_g, e_x):
+    e_g = (1 - rho) * g ** 2 + rho * e_g
+    u = (jnp.sqrt(e_x + eps) / jnp.sqrt(e_g + eps)) * g
+    e_x = (1 - rho) * u ** 2 + rho * e_x
+    return u, e_g, e_x
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    updates, e_g, e_x = T.leafwise(leaf, 3, updates, state.e_g, state.e_x,
+                                   name=fn)
+    return updates, ScaleByAdaDeltaState(e_g=e_g, e_x=e_x)
+
+  update_fn.gradtx_name = fn
+  return base.GradientTransformation(init_fn, update_fn)
+
+
+# --------------------------------------------------------------------------
+# Rprop
+
+
+class ScaleByRpropState(NamedTuple):
+  """Per-entry step sizes and the last step taken (``step * sign(g)``)."""
+  step_sizes: Any
+  prev_updates: Any
+
+
+def scale_by_rprop(learning_rate: Any, eta_minus: Any = 0.5,
+                   eta_plus: Any = 1.2, min_step_size: Any = 1e-6,
+                   max_step_size: Any = 50.0) -> base.GradientTransformation:
+  r"""Resilient backpropagation, iRprop- (Riedmiller & Braun 1993; Igel &
+  Hüsken 2000).
+
+  .. math::
+     s_t = \begin{cases}
+       \min(\eta^+ s_{t-1}, s_{max}) & g_t g_{t-1} > 0\\
+       \max(\eta^- s_{t-1}, s_{min}) & g_t g_{t-1} < 0\\
+       s_{t-1} & \text{otherwise}\end{cases},\qquad
+     u_t = \begin{cases} 0 & g_t g_{t-1} < 0\\
+       s_t\,\mathrm{sign}(g_t) & \text{otherwise}\end{cases}
+
+  After a sign change the stored gradient is zeroed, so the next step does
+  not shrink the step size again. The step taken is ``-u_t``
+  (:func:`gradtx.rprop` applies the sign).
+
+  Differs from optax 0.2.8, whose ``scale_by_rprop`` returns the update it
+  computed at the *previous* step (its first update is all zeros and every
+  later one lags by a step). Here step ``t`` applies the update computed from
+  ``g_t``, as in the paper and in ``torch.optim.Rprop``.
+  """
+  fn = "scale_by_rprop"
+  V.check_learning_rate(fn, learning_rate)
+  V.check_interval(fn, "eta_minus", eta_minus, 0.0, 1.0, lo_closed=False,
+                   hint="it shrinks the step after a sign change.")
+  V.check_interval(fn, "eta_plus", eta_plus, 1.0, float("inf"),
+                   hi_closed=True, hint="it grows the step while the sign "
+                   "holds.")
+  V.check_nonnegative(fn, "min_step_size", min_step_size)
+  V.check_nonnegative(fn, "max_step_size", max_step_size)
+  if (V.is_concrete_number(min_step_size) and V.is_concrete_number(
+      max_step_size) and float(max_step_size) < float(min_step_size)):
+    raise ValueError(
+        f"{fn}: max_step_size must be >= min_step_size, got "
+        f"{min_step_size=} and {max_step_size=}.")
+
+  def init_fn(params):
+    return ScaleByRpropState(
+        step_sizes=T.tree_full_like(params, learning_rate),
+        prev_updates=T.tree_zeros_like(params))
+
+  def leaf(g, s, prev):
+    sign = g * prev
+    s = jnp.where(sign == 0, s, jnp.clip(
+        s * jnp.where(sign > 0, eta_plus, eta_minus),
+        min=min_step_size, max=max_step_size))
+    u = jnp.where(sign < 0, jnp.zeros_like(g), s * jnp.sign(g))
+    return u, s, u
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    updates, s, prev = T.leafwise(leaf, 3, updates, state.step_sizes,
+                                  state.prev_updates, name=fn)
+    return updates, ScaleByRpropState(step_sizes=s, prev_updates=prev)
+
+  update_fn.gradtx_name = fn
+  return base.GradientTransformation(init_fn, update_fn)

@@ -1,0 +1,121 @@
+"""Terms added to the updates: weight decay and annealed gradient noise."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+from gradtx._src import base
+from gradtx._src import validation as V
+from gradtx._src import wrappers
+
+
+class AddDecayedWeightsState(NamedTuple):
+  """The number of updates made so far (for a weight-decay schedule)."""
+  count: jax.Array
+
+
+def add_decayed_weights(weight_decay: base.ScalarOrSchedule = 0.0,
+                        mask: Optional[Union[Any, Callable[[Any], Any]]] = None,
+                        ) -> base.GradientTransformation:
+  r"""Adds ``weight_decay * params`` to the updates: :math:`u + \lambda\theta`.
+
+  Placed before an adaptive scaling it is L2 regularisation (the decay goes
+  through the preconditioner); placed after it, next to the learning rate, it
+  is the decoupled weight decay of Loshchilov & Hutter (ICLR 2019), as in
+  :func:`gradtx.adamw` and :func:`gradtx.sgdw`.
+
+  Args:
+    weight_decay: a number or a schedule of the step count.
+    mask: a tree of bools (or a function of the params returning one):
+      decay only where True, e.g. skip biases and norm scales.
+  """
+  V.check_nonnegative("add_decayed_weights", "weight_decay", weight_decay)
+
+  def init_fn(params):
+    del params
+    return AddDecayedWeightsState(count=base.zero_count())
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
+    if params is None:
+      raise ValueError(base.NO_PARAMS_MSG.format(name="add_decayed_weights"))
+    new_state = AddDecayedWeightsState(count=base.safe_increment(state.count))
+    if isinstance(weight_decay, (int, float)) and weight_decay == 0.0:
+      return updates, new_state
+    s = weight_decay(state.count) if callable(weight_decay) else weight_decay
+    updates = jax.tree.map(
+        lambda g, p: None if g is None else g + s * p, updates, params,
+        is_leaf=lambda x: x is None)
+    return updates, new_state
+
+  update_fn.gradtx_name = "add_decayed_weights"
+  tx = base.GradientTransformation(init_fn, update_fn)
+  return tx if mask is None else wrappers.masked(tx, mask)
+
+
+class AddNoiseState(NamedTuple):
+  """Step count and the PRNG key of the next draw."""
+  count: jax.Array
+  rng_key: jax.Array
+
+
+def _as_key(fn: str, key: Any) -> jax.Array:
+  if key is None:
+    raise ValueError(
+        f"{fn}: pass an explicit PRNG key, e.g. key=jax.random.key(0) or an "
+        f"int seed; gradtx draws no hidden default seed.")
+  if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype,
+                                                   jax.dtypes.prng_key):
+    return key
+  if isinstance(key, (int,)) and not isinstance(key, bool):
+    return jax.random.key(key)
+  raise ValueError(
+      f"{fn}: key must be a typed PRNG key (jax.random.key(seed)) or an int "
+      f"seed, got {key!r}. A raw uint32 key from jax.random.PRNGKey can be "
+      f"wrapped with jax.random.wrap_key_data.")
+
+
+def add_noise(eta: Any, gamma: Any, key: Any = None,
+              ) -> base.GradientTransformation:
+  r"""Adds annealed Gaussian noise (Neelakantan et al., 2015).
+
+  .. math::
+     u_t = g_t + \mathcal{N}\!\left(0, \frac{\eta}{(1 + t)^{\gamma}}\right),
+     \qquad t = 0, 1, \dots
+
+  Each step splits the stored key, then draws one normal sample per leaf from
+  keys split off the sample key, so the draws equal optax's for the same key.
+  The paper uses ``gamma = 0.55`` and ``eta`` in {0.01, 0.3, 1.0}.
+
+  Args:
+    eta: the initial variance (a number or a schedule of the step).
+    gamma: the decay exponent of the variance.
+    key: a PRNG key (``jax.random.key(seed)``) or an int seed. Required.
+  """
+  fn = "add_noise"
+  V.check_nonnegative(fn, "eta", eta)
+  V.check_nonnegative(fn, "gamma", gamma)
+  key = _as_key(fn, key)
+
+  def init_fn(params):
+    del params
+    return AddNoiseState(count=base.zero_count(), rng_key=key)
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    count = base.safe_increment(state.count)
+    e = eta(state.count) if callable(eta) else eta
+    std = jnp.sqrt(e / count ** gamma)
+    rng_key, sample_key = jax.random.split(state.rng_key)
+    leaves, treedef = jax.tree.flatten(updates)
+    keys = jax.random.split(sample_key, treedef.num_leaves)
+    noisy = [g + std * jax.random.normal(k, g.shape, g.dtype)
+             for g, k in zip(leaves, keys)]
+    return (jax.tree.unflatten(treedef, noisy),
+            AddNoiseState(count=count, rng_key=rng_key))
+
+  update_fn.gradtx_name = fn
+  return base.GradientTransformation(init_fn, update_fn)

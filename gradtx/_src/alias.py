@@ -1,0 +1,364 @@
+"""Named optimizers: each is a short chain of primitives and holds no maths.
+
+Signatures, defaults and per-step numbers follow optax 0.2.8 where optax has
+the optimizer; the docstrings say where and why gradtx differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Union
+
+from gradtx._src import accumulation
+from gradtx._src import adaptive
+from gradtx._src import adding
+from gradtx._src import base
+from gradtx._src import combine
+from gradtx._src import scaling
+from gradtx._src import validation as V
+
+MaskOrFn = Optional[Union[Any, Callable[[Any], Any]]]
+
+
+def _momentum(name: str, momentum: Any, nesterov: bool,
+              accumulator_dtype: Any = None) -> base.GradientTransformation:
+  if momentum is None:
+    if nesterov:
+      raise ValueError(f"{name}: nesterov=True needs a momentum, e.g. "
+                       f"momentum=0.9.")
+    return base.identity()
+  V.check_decay(name, "momentum", momentum)
+  return accumulation.trace(momentum, nesterov, accumulator_dtype)
+
+
+def sgd(learning_rate: base.ScalarOrSchedule, momentum: Optional[Any] = None,
+        nesterov: bool = False, accumulator_dtype: Optional[Any] = None,
+        ) -> base.GradientTransformation:
+  r"""Stochastic gradient descent, with heavy-ball or Nesterov momentum.
+
+  .. math::
+     v_t = \beta v_{t-1} + g_t,\qquad
+     \theta_t = \theta_{t-1} - \eta\, v_t
+     \quad(\text{Nesterov: } \theta_t = \theta_{t-1} - \eta(g_t + \beta v_t))
+
+  Robbins & Monro (1951); Polyak (1964); Sutskever et al. (ICML 2013).
+  Same as ``torch.optim.SGD`` with ``dampening=0``.
+
+  Example:
+    >>> import gradtx, jax.numpy as jnp
+    >>> tx = gradtx.sgd(0.1, momentum=0.9)
+    >>> params = jnp.array([1.0, -2.0])
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update(2 * params, state)
+    >>> gradtx.apply_updates(params, updates)
+    Array([ 0.8, -1.6], dtype=float32)
+  """
+  V.check_learning_rate("sgd", learning_rate)
+  return combine.chain(
+      _momentum("sgd", momentum, nesterov, accumulator_dtype),
+      scaling.scale_by_learning_rate(learning_rate))
+
+
+def sgdw(learning_rate: base.ScalarOrSchedule, momentum: Optional[Any] = None,
+         nesterov: bool = False, weight_decay: base.ScalarOrSchedule = 1e-4,
+         mask: MaskOrFn = None, accumulator_dtype: Optional[Any] = None,
+         ) -> base.GradientTransformation:
+  r"""SGD with decoupled weight decay (SGDW, Loshchilov & Hutter, ICLR 2019).
+
+  .. math::
+     v_t = \beta v_{t-1} + g_t,\qquad
+     \theta_t = \theta_{t-1} - \eta\,(v_t + \lambda \theta_{t-1})
+
+  The decay never enters the momentum buffer, unlike
+  ``sgd`` on a loss with an L2 term (or ``torch.optim.SGD(weight_decay=...)``),
+  where ``lambda * theta`` is added to the gradient and then accumulated.
+  The paper writes the decay as ``eta_t * lambda`` with ``eta_t`` a schedule
+  multiplier; here it is scaled by the learning rate, as ``adamw`` does in
+  optax and PyTorch, so ``lambda_paper = learning_rate * weight_decay`` for a
+  constant learning rate. optax has no ``sgdw``.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.sgdw(0.1, momentum=0.9, weight_decay=1e-2)
+  """
+  V.check_learning_rate("sgdw", learning_rate)
+  return combine.chain(
+      _momentum("sgdw", momentum, nesterov, accumulator_dtype),
+      adding.add_decayed_weights(weight_decay, mask),
+      scaling.scale_by_learning_rate(learning_rate))
+
+
+def adagrad(learning_rate: base.ScalarOrSchedule,
+            initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
+            eps_in_sqrt: bool = True) -> base.GradientTransformation:
+  r"""Adagrad (Duchi, Hazan & Singer, JMLR 2011).
+
+  .. math::
+     G_t = G_{t-1} + g_t^2,\qquad
+     \theta_t = \theta_{t-1} - \eta\,\frac{g_t}{\sqrt{G_t + \epsilon}}
+
+  The defaults are optax's (``G_0 = 0.1``, ``eps`` inside the root). The
+  paper's form, and ``torch.optim.Adagrad``'s, is
+  ``adagrad(lr, initial_accumulator_value=0.0, eps=1e-10, eps_in_sqrt=False)``:
+  ``theta -= lr * g / (sqrt(G) + eps)``.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.adagrad(0.1, initial_accumulator_value=0.0,
+    ...                     eps_in_sqrt=False)
+  """
+  V.check_learning_rate("adagrad", learning_rate)
+  return combine.chain(
+      adaptive.scale_by_rss(initial_accumulator_value, eps,
+                            eps_in_sqrt=eps_in_sqrt),
+      scaling.scale_by_learning_rate(learning_rate))
+
+
+def adadelta(learning_rate: Optional[base.ScalarOrSchedule] = None,
+             rho: Any = 0.9, eps: Any = 1e-6,
+             weight_decay: base.ScalarOrSchedule = 0.0,
+             weight_decay_mask: MaskOrFn = None,
+             ) -> base.GradientTransformation:
+  r"""Adadelta (Zeiler, "ADADELTA: an adaptive learning rate method", 2012).
+
+  .. math::
+     E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) g_t^2,\quad
+     \Delta_t = -\frac{\sqrt{E[\Delta^2]_{t-1}+\epsilon}}
+                      {\sqrt{E[g^2]_t+\epsilon}}\,g_t,\quad
+     E[\Delta^2]_t = \rho E[\Delta^2]_{t-1} + (1-\rho)\Delta_t^2,\quad
+     \theta_t = \theta_{t-1} + \eta\,\Delta_t
+
+  ``learning_rate=None`` is the paper's method (``eta = 1``): no learning
+  rate at all. Differs from optax 0.2.8, whose ``adadelta()`` with the
+  default ``learning_rate=None`` returns ``+|Delta_t|`` along the gradient and
+  so *ascends* the loss; gradtx descends. With a learning rate the two agree
+  (``torch.optim.Adadelta`` defaults to ``lr=1.0``). ``weight_decay`` adds
+  ``lambda * theta`` to the gradient (L2, as in optax and PyTorch).
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.adadelta()   # the paper's learning-rate-free form
+  """
+  return combine.chain(
+      adding.add_decayed_weights(weight_decay, weight_decay_mask),
+      adaptive.scale_by_adadelta(rho, eps),
+      scaling.scale_by_learning_rate(
+          1.0 if learning_rate is None else learning_rate))
+
+
+def rmsprop(learning_rate: base.ScalarOrSchedule, decay: Any = 0.9,
+            eps: Any = 1e-8, initial_scale: Any = 0.0,
+            eps_in_sqrt: bool = True, centered: bool = False,
+            momentum: Optional[Any] = None, nesterov: bool = False,
+            bias_correction: bool = False) -> base.GradientTransformation:
+  r"""RMSProp (Hinton, Lecture 6e, 2012), optionally centered (Graves 2013).
+
+  .. math::
+     \nu_t = \rho\nu_{t-1} + (1-\rho) g_t^2,\qquad
+     \theta_t = \theta_{t-1} - \eta\,\frac{g_t}{\sqrt{\nu_t + \epsilon}}
+
+  ``centered`` divides by the running standard deviation
+  ``sqrt(nu - mu**2 + eps)`` instead; ``momentum`` applies heavy-ball (or
+  Nesterov) momentum to the scaled step, as optax does. PyTorch's
+  ``RMSprop`` puts ``eps`` outside the root (``eps_in_sqrt=False``) and
+  accumulates momentum before the learning rate, which gives the same step
+  for a constant learning rate.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.rmsprop(1e-3, centered=True, momentum=0.9)
+  """
+  V.check_learning_rate("rmsprop", learning_rate)
+  scaler = adaptive.scale_by_stddev if centered else adaptive.scale_by_rms
+  return combine.chain(
+      scaler(decay, eps, initial_scale, eps_in_sqrt, bias_correction),
+      scaling.scale_by_learning_rate(learning_rate),
+      _momentum("rmsprop", momentum, nesterov))
+
+
+def rprop(learning_rate: Any, eta_minus: Any = 0.5, eta_plus: Any = 1.2,
+          min_step_size: Any = 1e-6, max_step_size: Any = 50.0,
+          ) -> base.GradientTransformation:
+  r"""Rprop, the iRprop- variant (Riedmiller & Braun 1993; Igel & Hüsken 2000).
+
+  Each entry keeps its own step size ``s``, grown by ``eta_plus`` while the
+  gradient keeps its sign and shrunk by ``eta_minus`` when it flips; the step
+  is ``-s_t * sign(g_t)``, or no step right after a flip.
+  ``learning_rate`` is the initial step size. Meant for full-batch training.
+
+  Differs from optax 0.2.8, whose ``rprop`` applies at step ``t`` the update
+  computed at step ``t - 1`` (its first step is zero). gradtx applies this
+  step's update, like the paper and ``torch.optim.Rprop``.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.rprop(1e-2)
+  """
+  return combine.chain(
+      adaptive.scale_by_rprop(learning_rate, eta_minus, eta_plus,
+                              min_step_size, max_step_size),
+      scaling.scale(-1.0))
+
+
+def adam(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
+         b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,
+         mu_dtype: Optional[Any] = None, *, nesterov: bool = False,
+         nu_dtype: Optional[Any] = None) -> base.GradientTransformation:
+  r"""Adam (Kingma & Ba, "Adam: A method for stochastic optimization", 2015).
+
+  .. math::
+     m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+     v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad
+     \theta_t = \theta_{t-1} - \eta\,
+       \frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t) + \epsilon_{root}}
+       + \epsilon}
+
+  Same numbers as ``optax.adam``. ``torch.optim.Adam`` adds ``eps`` to
+  ``sqrt(v_t) / sqrt(1 - b2**t)``, which is the same thing.
+  ``mu_dtype``/``nu_dtype`` store the moments in lower precision.
+
+  Example:
+    >>> import gradtx, jax.numpy as jnp
+    >>> tx = gradtx.adam(1e-3)
+    >>> params = {"w": jnp.ones(3)}
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update({"w": jnp.full(3, 0.5)}, state)
+    >>> updates["w"]
+    Array([-0.001, -0.001, -0.001], dtype=float32)
+  """
+  V.check_learning_rate("adam", learning_rate)
+  return combine.chain(
+      adaptive.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
+                             nesterov=nesterov, nu_dtype=nu_dtype),
+      scaling.scale_by_learning_rate(learning_rate))
+
+
+def adamw(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
+          b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,
+          mu_dtype: Optional[Any] = None,
+          weight_decay: base.ScalarOrSchedule = 1e-4, mask: MaskOrFn = None,
+          *, nesterov: bool = False, nu_dtype: Optional[Any] = None,
+          ) -> base.GradientTransformation:
+  r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, ICLR 2019).
+
+  .. math::
+     \theta_t = \theta_{t-1} - \eta\left(
+       \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
+       + \lambda\,\theta_{t-1}\right)
+
+  with ``m_hat, v_hat`` as in :func:`adam`. The decay bypasses the moments,
+  which is what makes it different from Adam on an L2-regularised loss.
+  The decay is scaled by the learning rate, as in optax and
+  ``torch.optim.AdamW`` (default decay 1e-4 here and in optax, 1e-2 in
+  PyTorch). ``mask`` selects the leaves that decay.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.adamw(1e-3, weight_decay=1e-2,
+    ...                   mask=lambda p: {k: k != "bias" for k in p})
+  """
+  V.check_learning_rate("adamw", learning_rate)
+  return combine.chain(
+      adaptive.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
+                             nesterov=nesterov, nu_dtype=nu_dtype),
+      adding.add_decayed_weights(weight_decay, mask),
+      scaling.scale_by_learning_rate(learning_rate))
+
+
+def adamax(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
+           b2: Any = 0.999, eps: Any = 1e-8) -> base.GradientTransformation:
+  r"""Adamax, Adam under the infinity norm (Kingma & Ba 2015, Algorithm 2).
+
+  .. math::
+     m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+     u_t = \max(\beta_2 u_{t-1}, |g_t| + \epsilon),\quad
+     \theta_t = \theta_{t-1} - \frac{\eta}{1-\beta_1^t}\frac{m_t}{u_t}
+
+  ``eps`` inside the max, as in optax and ``torch.optim.Adamax``.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.adamax(2e-3)
+  """
+  V.check_learning_rate("adamax", learning_rate)
+  return combine.chain(adaptive.scale_by_adamax(b1, b2, eps),
+                       scaling.scale_by_learning_rate(learning_rate))
+
+
+def nadam(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
+          b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,
+          mu_dtype: Optional[Any] = None, *, nesterov: bool = True,
+          nu_dtype: Optional[Any] = None) -> base.GradientTransformation:
+  r"""Nadam: Adam with Nesterov momentum (Dozat, ICLR workshop 2016).
+
+  The first moment looks one step ahead:
+
+  .. math::
+     \bar m_t = \frac{\beta_1 m_t}{1-\beta_1^{t+1}}
+              + \frac{(1-\beta_1) g_t}{1-\beta_1^{t}},\qquad
+     \theta_t = \theta_{t-1} - \eta\,
+       \frac{\bar m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
+
+  This is optax's form. Dozat's Algorithm 2 also multiplies ``v_hat`` by
+  ``b2`` and ``torch.optim.NAdam`` adds a momentum-decay schedule
+  (``momentum_decay=4e-3``); neither is done here.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.nadam(1e-3)
+  """
+  V.check_learning_rate("nadam", learning_rate)
+  return combine.chain(
+      adaptive.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
+                             nesterov=nesterov, nu_dtype=nu_dtype),
+      scaling.scale_by_learning_rate(learning_rate))
+
+
+def nadamw(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
+           b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,
+           mu_dtype: Optional[Any] = None,
+           weight_decay: base.ScalarOrSchedule = 1e-4, mask: MaskOrFn = None,
+           *, nesterov: bool = True, nu_dtype: Optional[Any] = None,
+           ) -> base.GradientTransformation:
+  r"""NadamW: Nadam's look-ahead moment with AdamW's decoupled decay.
+
+  .. math::
+     \theta_t = \theta_{t-1} - \eta\left(
+       \frac{\bar m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
+       + \lambda\theta_{t-1}\right)
+
+  with ``m_bar`` as in :func:`nadam`; the decay is scaled by the learning
+  rate (optax's convention). ``torch.optim.NAdam(decoupled_weight_decay=True)``
+  is the nearest PyTorch form.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.nadamw(1e-3, weight_decay=1e-2)
+  """
+  V.check_learning_rate("nadamw", learning_rate)
+  return combine.chain(
+      adaptive.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
+                             nesterov=nesterov, nu_dtype=nu_dtype),
+      adding.add_decayed_weights(weight_decay, mask),
+      scaling.scale_by_learning_rate(learning_rate))
+
+
+def noisy_sgd(learning_rate: base.ScalarOrSchedule, eta: Any = 0.01,
+              gamma: Any = 0.55, key: Any = None,
+              ) -> base.GradientTransformation:
+  r"""SGD on gradients with annealed Gaussian noise (Neelakantan et al. 2015).
+
+  .. math::
+     \theta_t = \theta_{t-1} - \eta_{lr}\left(g_t + \mathcal{N}\!\left(0,
+       \frac{\eta}{(1+t)^{\gamma}}\right)\right)
+
+  ``key`` is required (a ``jax.random.key`` or an int seed); optax 0.2.8
+  falls back to seed 0 with a warning. For the same key the draws equal
+  optax's.
+
+  Example:
+    >>> import gradtx, jax
+    >>> tx = gradtx.noisy_sgd(0.01, key=jax.random.key(0))
+  """
+  V.check_learning_rate("noisy_sgd", learning_rate)
+  return combine.chain(adding.add_noise(eta, gamma, key),
+                       scaling.scale_by_learning_rate(learning_rate))

@@ -1,0 +1,137 @@
+"""The gradtx contract.
+
+A gradient transformation is a pair of pure functions::
+
+    init(params) -> state
+    update(updates, state, params=None, **extra_args) -> (updates, state)
+
+``init`` builds the state (moments, counters, keys) from the params it will
+optimise; ``update`` maps this step's updates (usually the gradients) and the
+old state to new updates and the new state. Neither mutates anything, so both
+can be jitted, vmapped and differentiated.
+
+This is structurally the same contract as optax's ``GradientTransformation``:
+a ``NamedTuple`` of ``(init, update)``. An optax transform can therefore be used
+inside :func:`gradtx.chain`, and a gradtx transform inside ``optax.chain``,
+``flax.nnx.Optimizer`` or ``flax.training.train_state.TrainState``.
+
+Every gradtx ``update`` accepts ``**extra_args`` (a line search's value and
+value function, say) and ignores the ones it does not use; :func:`gradtx.chain`
+forwards them only to members whose ``update`` can take them.
+
+Conventions kept by every transform in the library:
+
+* state is one ``NamedTuple`` per transform, whatever its flags;
+* step counters are int32 scalars that saturate at ``2**31 - 1`` instead of
+  wrapping (see :func:`safe_increment`);
+* ``None`` leaves in ``updates`` (the masked-out parts of a tree) stay ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+ArrayTree = Any
+Params = Any
+Updates = Any
+OptState = Any
+Schedule = Callable[[Any], Any]
+ScalarOrSchedule = Union[float, Array, Schedule]
+
+NO_PARAMS_MSG = (
+    "{name}: this transform needs the current params; call "
+    "update(updates, state, params) instead of update(updates, state)."
+)
+
+
+class GradientTransformation(NamedTuple):
+  """A pair of pure functions ``(init, update)``; see the module docstring."""
+
+  init: Callable[[Params], OptState]
+  update: Callable[..., tuple[Updates, OptState]]
+
+
+class EmptyState(NamedTuple):
+  """The state of a stateless transform."""
+
+
+def init_empty_state(params: Params) -> EmptyState:
+  del params
+  return EmptyState()
+
+
+def identity() -> GradientTransformation:
+  """The transform that returns its updates unchanged."""
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    return updates, state
+
+  return GradientTransformation(init_empty_state, update_fn)
+
+
+def stateless(
+    f: Callable[[Updates, Optional[Params]], Updates],
+) -> GradientTransformation:
+  """Turns ``f(updates, params) -> updates`` into a stateless transform."""
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
+    return f(updates, params), state
+
+  return GradientTransformation(init_empty_state, update_fn)
+
+
+def stateless_with_tree_map(
+    f: Callable[[Array, Optional[Array]], Array],
+) -> GradientTransformation:
+  """Like :func:`stateless`, with ``f(update_leaf, param_leaf)`` per leaf."""
+
+  def g(updates, params):
+    if params is None:
+      return jax.tree.map(lambda u: f(u, None), updates)
+    return jax.tree.map(f, updates, params)
+
+  return stateless(g)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+  """Returns ``params + updates``, keeping each param's dtype.
+
+  The sum is computed in the promoted dtype of the two leaves and cast back,
+  so bfloat16 params with float32 updates stay bfloat16. ``None`` params stay
+  ``None``.
+  """
+  return jax.tree.map(
+      lambda p, u: None if p is None
+      else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
+      params, updates, is_leaf=lambda x: x is None)
+
+
+def safe_increment(count: Array) -> Array:
+  """``count + 1``, saturating at the dtype's maximum instead of wrapping.
+
+  A counter that wrapped to ``-2**31`` would turn ``b2 ** count`` into
+  ``inf`` and every bias correction into NaN after 2**31 steps.
+  """
+  count = jnp.asarray(count)
+  dtype = count.dtype
+  if jnp.issubdtype(dtype, jnp.integer):
+    top = jnp.iinfo(dtype).max
+  elif jnp.issubdtype(dtype, jnp.floating):
+    top = jnp.finfo(dtype).max
+  else:
+    raise TypeError(
+        f"safe_increment: a counter must be an integer or float array, got "
+        f"dtype {dtype}.")
+  top = jnp.asarray(top, dtype)
+  return jnp.where(count < top, count + jnp.asarray(1, dtype), top)
+
+
+def zero_count() -> Array:
+  """A fresh step counter: an int32 scalar zero."""
+  return jnp.zeros([], jnp.int32)

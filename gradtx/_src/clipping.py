@@ -1,0 +1,49 @@
+"""Clipping of the updates, element-wise or by their global norm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from gradtx._src import base
+from gradtx._src import tree as T
+from gradtx._src import validation as V
+
+
+def clip(max_delta: Any) -> base.GradientTransformation:
+  """Clips every entry of the updates to ``[-max_delta, max_delta]``."""
+  V.check_nonnegative("clip", "max_delta", max_delta)
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    return jax.tree.map(lambda g: jnp.clip(g, -max_delta, max_delta),
+                        updates), state
+
+  update_fn.gradtx_name = "clip"
+  return base.GradientTransformation(base.init_empty_state, update_fn)
+
+
+def clip_by_global_norm(max_norm: Any) -> base.GradientTransformation:
+  r"""Rescales the updates so their global l2 norm is at most ``max_norm``.
+
+  .. math:: u \leftarrow u \cdot \min(1, \text{max\_norm} / \lVert u\rVert_2)
+
+  Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent neural
+  networks" (ICML 2013).
+  """
+  V.check_nonnegative("clip_by_global_norm", "max_norm", max_norm)
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    g_norm = T.tree_global_norm(updates)
+    trigger = g_norm < max_norm
+
+    def clip_leaf(t):
+      return jax.lax.select(trigger, t, (t / g_norm.astype(t.dtype)) * max_norm)
+
+    return jax.tree.map(clip_leaf, updates), state
+
+  update_fn.gradtx_name = "clip_by_global_norm"
+  return base.GradientTransformation(base.init_empty_state, update_fn)

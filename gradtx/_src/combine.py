@@ -1,0 +1,136 @@
+"""Composition: :func:`chain` and :func:`named_chain`.
+
+A chain runs its members in order, feeding each one's updates to the next, and
+keeps their states in a tuple (or a dict for :func:`named_chain`).
+
+Chains also carry the hand-off between adaptive transforms described in
+``docs/design.md``: a member whose ``update`` is marked ``consumes_moments``
+(``amsgrad_max``, ``rectify``, ``bound_lr``) reads the moment estimates of the
+member before it instead of plain updates. The chain checks at construction
+that such a member follows one marked ``emits_moments`` (``scale_by_adam`` or
+another consumer) and asks that member, through the ``emit_moments=True``
+keyword, to hand over its moments rather than finished updates.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Sequence
+
+from gradtx._src import base
+
+
+def _accepts_extra_args(update_fn: Any) -> bool:
+  try:
+    params = inspect.signature(update_fn).parameters.values()
+  except (TypeError, ValueError):
+    return False
+  return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _label(tx: Any) -> str:
+  fn = getattr(tx, "update", None)
+  return getattr(fn, "gradtx_name", None) or getattr(fn, "__qualname__", "?")
+
+
+def _plan(fn_name: str, txs: Sequence[Any], names: Sequence[str]) -> list:
+  """Per member: (update_fn, forwards extra args?, emit moments?)."""
+  for i, tx in enumerate(txs):
+    if not (hasattr(tx, "init") and hasattr(tx, "update")):
+      raise TypeError(
+          f"{fn_name}: member {names[i]} is {tx!r}, not a gradient "
+          f"transformation (an object with .init and .update). Did you pass "
+          f"a factory such as gradtx.adam instead of gradtx.adam(1e-3)?")
+  plan = []
+  for i, tx in enumerate(txs):
+    nxt = txs[i + 1] if i + 1 < len(txs) else None
+    wants = nxt is not None and getattr(nxt.update, "consumes_moments", False)
+    if getattr(tx.update, "consumes_moments", False) and i == 0:
+      raise ValueError(
+          f"{fn_name}: {_label(tx)} ({names[i]}) reads the moment estimates "
+          f"of the transform before it, but it comes first. Put it right "
+          f"after scale_by_adam, e.g. chain(scale_by_adam(), {_label(tx)}(), "
+          f"...).")
+    if wants and not getattr(tx.update, "emits_moments", False):
+      raise ValueError(
+          f"{fn_name}: {_label(nxt)} ({names[i + 1]}) reads the moment "
+          f"estimates of the transform before it, but {_label(tx)} "
+          f"({names[i]}) does not provide them. Put it right after "
+          f"scale_by_adam or after another of amsgrad_max, rectify, bound_lr.")
+    plan.append((tx.update, _accepts_extra_args(tx.update), wants))
+  return plan
+
+
+def _run(plan, states, updates, params, extra_args):
+  new_states = []
+  for (update_fn, extra, emit), state in zip(plan, states):
+    if emit:
+      updates, state = update_fn(updates, state, params, emit_moments=True,
+                                 **extra_args)
+    elif extra:
+      updates, state = update_fn(updates, state, params, **extra_args)
+    else:
+      updates, state = update_fn(updates, state, params)
+    new_states.append(state)
+  return updates, new_states
+
+
+def chain(*transforms: base.GradientTransformation,
+          ) -> base.GradientTransformation:
+  """Applies ``transforms`` in order; the state is the tuple of their states.
+
+  Any object with ``init`` and ``update`` works as a member, optax transforms
+  included. Extra keyword arguments given to ``update`` are forwarded to the
+  members whose ``update`` accepts ``**extra_args``.
+
+  Example:
+    >>> import gradtx, jax.numpy as jnp
+    >>> tx = gradtx.chain(gradtx.clip_by_global_norm(1.0),
+    ...                   gradtx.scale_by_adam(), gradtx.scale(-1e-3))
+    >>> state = tx.init({"w": jnp.ones(3)})
+  """
+  txs = tuple(transforms)
+  plan = _plan("chain", txs, [f"#{i}" for i in range(len(txs))])
+
+  def init_fn(params):
+    return tuple(tx.init(params) for tx in txs)
+
+  def update_fn(updates, state, params=None, **extra_args):
+    if len(state) != len(txs):
+      raise ValueError(
+          f"chain: the state holds {len(state)} member states but the chain "
+          f"has {len(txs)} members. Was it built by this chain's init()?")
+    updates, new_states = _run(plan, state, updates, params, extra_args)
+    return updates, tuple(new_states)
+
+  return base.GradientTransformation(init_fn, update_fn)
+
+
+def named_chain(*transforms: tuple[str, base.GradientTransformation],
+                ) -> base.GradientTransformation:
+  """Like :func:`chain`, with members named: the state is a ``{name: state}``.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.named_chain(("clip", gradtx.clip(1.0)),
+    ...                         ("sgd", gradtx.sgd(0.1)))
+  """
+  names = [n for n, _ in transforms]
+  if len(set(names)) != len(names):
+    raise ValueError(f"named_chain: names must be unique, got {names}.")
+  txs = tuple(tx for _, tx in transforms)
+  plan = _plan("named_chain", txs, [repr(n) for n in names])
+
+  def init_fn(params):
+    return {n: tx.init(params) for n, tx in zip(names, txs)}
+
+  def update_fn(updates, state, params=None, **extra_args):
+    if set(state) != set(names):
+      raise ValueError(
+          f"named_chain: the state has members {sorted(state)} but the chain "
+          f"has {sorted(names)}.")
+    updates, new_states = _run(plan, [state[n] for n in names], updates,
+                               params, extra_args)
+    return updates, dict(zip(names, new_states))
+
+  return base.GradientTransformation(init_fn, update_fn)

@@ -1,0 +1,72 @@
+"""Scaling by a constant or by a schedule of the step count."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from gradtx._src import base
+from gradtx._src import validation as V
+
+
+def scale(step_size: Any) -> base.GradientTransformation:
+  """Multiplies every update by the constant ``step_size``: ``u <- s * u``."""
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    return jax.tree.map(lambda g: step_size * g, updates), state
+
+  update_fn.gradtx_name = "scale"
+  return base.GradientTransformation(base.init_empty_state, update_fn)
+
+
+class ScaleByScheduleState(NamedTuple):
+  """The number of updates made so far (int32, saturating)."""
+  count: jax.Array
+
+
+def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any],
+                      ) -> base.GradientTransformation:
+  """Multiplies the updates by ``step_size_fn(count)``.
+
+  ``count`` is the number of updates made before this one, so the first step
+  uses ``step_size_fn(0)`` (as in optax).
+  """
+  if not callable(step_size_fn):
+    raise TypeError(
+        f"scale_by_schedule: step_size_fn must be a function of the step "
+        f"count, got {step_size_fn!r}. For a constant use gradtx.scale.")
+
+  def init_fn(params):
+    del params
+    return ScaleByScheduleState(count=base.zero_count())
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    step_size = step_size_fn(state.count)
+    updates = jax.tree.map(
+        lambda g: jnp.array(step_size, dtype=g.dtype) * g, updates)
+    return updates, ScaleByScheduleState(
+        count=base.safe_increment(state.count))
+
+  update_fn.gradtx_name = "scale_by_schedule"
+  return base.GradientTransformation(init_fn, update_fn)
+
+
+def scale_by_learning_rate(learning_rate: Optional[base.ScalarOrSchedule],
+                           *, flip_sign: bool = True,
+                           ) -> base.GradientTransformation:
+  """Multiplies the updates by ``-learning_rate`` (or ``+`` if not flipped).
+
+  ``learning_rate`` is a number or a schedule ``count -> value``; ``None``
+  gives the identity (the step size is already in the updates).
+  """
+  if learning_rate is None:
+    return base.identity()
+  V.check_learning_rate("scale_by_learning_rate", learning_rate)
+  m = -1 if flip_sign else 1
+  if callable(learning_rate):
+    return scale_by_schedule(lambda count: m * learning_rate(count))
+  return scale(m * learning_rate)

@@ -1,0 +1,74 @@
+"""Construction-time checks of hyperparameters.
+
+Only concrete numbers are checked: a schedule or a traced value passes
+through, since its value is only known when the step runs. Every message
+names the function, the argument and the value, and says what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gradtx._src.tree import is_concrete_number
+
+
+def _fmt(lo: float, hi: float, lo_closed: bool, hi_closed: bool) -> str:
+  return (("[" if lo_closed else "(") + f"{lo:g}, {hi:g}"
+          + ("]" if hi_closed else ")"))
+
+
+def check_interval(fn: str, arg: str, value: Any, lo: float, hi: float, *,
+                   lo_closed: bool = True, hi_closed: bool = False,
+                   hint: str = "") -> None:
+  """Raises ``ValueError`` unless ``value`` lies in the interval."""
+  if value is None or not is_concrete_number(value):
+    return
+  v = float(value)
+  ok = (not math.isnan(v)
+        and (v >= lo if lo_closed else v > lo)
+        and (v <= hi if hi_closed else v < hi))
+  if not ok:
+    raise ValueError(
+        f"{fn}: {arg} must be in {_fmt(lo, hi, lo_closed, hi_closed)}, got "
+        f"{arg}={value!r}.{(' ' + hint) if hint else ''}")
+
+
+def check_nonnegative(fn: str, arg: str, value: Any, hint: str = "") -> None:
+  check_interval(fn, arg, value, 0.0, math.inf, hi_closed=True, hint=hint)
+
+
+def check_positive(fn: str, arg: str, value: Any, hint: str = "") -> None:
+  check_interval(fn, arg, value, 0.0, math.inf, lo_closed=False,
+                 hi_closed=True, hint=hint)
+
+
+def check_decay(fn: str, arg: str, value: Any) -> None:
+  """A decay rate or momentum: in [0, 1)."""
+  check_interval(
+      fn, arg, value, 0.0, 1.0,
+      hint=f"{arg} is the weight of the past in a moving average; values "
+           f"like 0.9 or 0.999 are usual.")
+
+
+def check_learning_rate(fn: str, value: Any, arg: str = "learning_rate",
+                        ) -> None:
+  check_nonnegative(
+      fn, arg, value,
+      hint="gradtx negates the step itself; pass a positive step size.")
+
+
+def check_dtype(fn: str, arg: str, value: Any) -> Any:
+  """Returns the canonical dtype for ``value`` (or None), or raises."""
+  if value is None:
+    return None
+  import jax.numpy as jnp
+  try:
+    dtype = jnp.dtype(value)
+  except TypeError:
+    raise ValueError(f"{fn}: {arg} must be a dtype such as jnp.bfloat16 or "
+                     f"'float32', got {arg}={value!r}.") from None
+  if not jnp.issubdtype(dtype, jnp.inexact):
+    raise ValueError(f"{fn}: {arg} must be a floating or complex dtype, got "
+                     f"{arg}={value!r}.")
+  return dtype
