@@ -141,6 +141,11 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
      u_t = g_t / \sqrt{\nu_t - \mu_t^2 + \epsilon}
 
   Graves, "Generating sequences with recurrent neural networks" (2013), eq. 38.
+
+  Differs from optax 0.2.8 where the variance estimate rounds below zero:
+  gradtx clamps it at 0, where optax's ``sqrt`` returns NaN. This happens at
+  the first step with ``bias_correction=True`` (the variance of one sample is
+  0), so prefer ``eps_in_sqrt=True`` there.
   """
   fn = "scale_by_stddev"
   V.check_decay(fn, "decay", decay)
@@ -164,7 +169,10 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
         m_hat, n_hat = m / bc.astype(m.dtype), n / bc.astype(n.dtype)
       else:
         m_hat, n_hat = m, n
-      var = n_hat - T.abs_sq(m_hat)
+      # n_hat - m_hat**2 is a difference of nearly equal numbers; rounding
+      # can make it slightly negative (with bias_correction it is exactly 0
+      # at t = 1), and optax then returns NaN. Clamp at 0 instead.
+      var = jnp.maximum(n_hat - T.abs_sq(m_hat), 0)
       return _rms_scaling(var, eps, eps_in_sqrt) * g, m, n
 
     updates, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)

@@ -49,8 +49,8 @@ def sgd(learning_rate: base.ScalarOrSchedule, momentum: Optional[Any] = None,
     >>> params = jnp.array([1.0, -2.0])
     >>> state = tx.init(params)
     >>> updates, state = tx.update(2 * params, state)
-    >>> gradtx.apply_updates(params, updates)
-    Array([ 0.8, -1.6], dtype=float32)
+    >>> print(gradtx.apply_updates(params, updates))
+    [ 0.8 -1.6]
   """
   V.check_learning_rate("sgd", learning_rate)
   return combine.chain(
@@ -222,8 +222,8 @@ def adam(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
     >>> params = {"w": jnp.ones(3)}
     >>> state = tx.init(params)
     >>> updates, state = tx.update({"w": jnp.full(3, 0.5)}, state)
-    >>> updates["w"]
-    Array([-0.001, -0.001, -0.001], dtype=float32)
+    >>> print(updates["w"])
+    [-0.001 -0.001 -0.001]
   """
   V.check_learning_rate("adam", learning_rate)
   return combine.chain(

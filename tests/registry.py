@@ -1,0 +1,72 @@
+"""The registry of optimizers that the property tests run over.
+
+Each entry says how to build the optimizer and what it can do (capability
+flags); the property tests read the flags instead of keeping skip lists.
+Later issues add their optimizers here and get the same tests for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+
+import gradtx
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """One registered optimizer configuration.
+
+  Attributes:
+    name: test id.
+    make: builds the transform from a learning rate.
+    lr_quadratic, lr_rosenbrock: learning rates that converge on the two
+      benchmark problems within the step budgets in test_properties.
+    needs_params: update() must be given params.
+    rosenbrock_tol: the Rosenbrock loss (24.2 at the start) it must get
+      below within the step budget.
+  """
+
+  name: str
+  make: Callable[[float], Any]
+  lr_quadratic: float
+  lr_rosenbrock: float
+  needs_params: bool = False
+  rosenbrock_tol: float = 0.05
+
+
+KEY = jax.random.key(0)
+
+SPECS = [
+    Spec("sgd", lambda lr: gradtx.sgd(lr), 0.1, 1e-3),
+    Spec("sgd_momentum", lambda lr: gradtx.sgd(lr, momentum=0.9), 0.05, 1e-3),
+    Spec("sgd_nesterov", lambda lr: gradtx.sgd(lr, 0.9, nesterov=True),
+         0.05, 1e-3),
+    Spec("sgdw", lambda lr: gradtx.sgdw(lr, 0.9, weight_decay=1e-4),
+         0.05, 1e-3, needs_params=True),
+    Spec("adagrad", lambda lr: gradtx.adagrad(lr), 0.5, 0.5),
+    Spec("adagrad_paper", lambda lr: gradtx.adagrad(
+        lr, initial_accumulator_value=0.0, eps=1e-10, eps_in_sqrt=False),
+         0.5, 0.5),
+    Spec("adadelta", lambda lr: gradtx.adadelta(lr, rho=0.95), 1.0, 1.0,
+         needs_params=True, rosenbrock_tol=0.5),
+    Spec("rmsprop", lambda lr: gradtx.rmsprop(lr), 0.01, 1e-3),
+    Spec("rmsprop_centered_momentum", lambda lr: gradtx.rmsprop(
+        lr, centered=True, momentum=0.9), 0.01, 1e-4),
+    Spec("rprop", lambda lr: gradtx.rprop(lr), 0.01, 0.01),
+    Spec("adam", lambda lr: gradtx.adam(lr), 0.05, 0.02),
+    Spec("adamw", lambda lr: gradtx.adamw(lr, weight_decay=1e-4), 0.05, 0.02,
+         needs_params=True),
+    Spec("adamax", lambda lr: gradtx.adamax(lr), 0.05, 0.02),
+    Spec("nadam", lambda lr: gradtx.nadam(lr), 0.05, 0.02),
+    Spec("nadamw", lambda lr: gradtx.nadamw(lr, weight_decay=1e-4), 0.05,
+         0.02, needs_params=True),
+    Spec("noisy_sgd", lambda lr: gradtx.noisy_sgd(lr, eta=1e-4, key=KEY),
+         0.1, 1e-3),
+    Spec("clipped_adam", lambda lr: gradtx.chain(
+        gradtx.clip_by_global_norm(10.0), gradtx.adam(lr)), 0.05, 0.02),
+]
+
+BY_NAME = {s.name: s for s in SPECS}

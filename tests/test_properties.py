@@ -1,0 +1,127 @@
+"""Registry-driven properties that every optimizer must have.
+
+For each entry of ``registry.SPECS``: convergence on an ill-conditioned
+quadratic and on Rosenbrock; ``jax.jit`` equals eager; the second jitted
+call does not recompile; ``update`` keeps the state's tree structure, shapes
+and dtypes; updates keep the params' dtype (float32, bfloat16, float64).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradtx
+from registry import SPECS
+
+IDS = [s.name for s in SPECS]
+
+
+def quadratic(p):
+  return 0.5 * (jnp.sum(jnp.array([1.0, 10.0]) * p["x"] ** 2)
+                + jnp.sum(jnp.array([3.0, 0.5, 2.0]) * p["y"] ** 2))
+
+
+def rosenbrock(p):
+  x = p["x"]
+  return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+
+Q0 = {"x": jnp.array([1.0, 1.0]), "y": jnp.array([1.0, -1.0, 0.5])}
+R0 = {"x": jnp.array([-1.2, 1.0])}
+
+
+def _minimise(tx, f, p0, steps):
+  def step(carry, _):
+    p, s = carry
+    u, s = tx.update(jax.grad(f)(p), s, p)
+    return (gradtx.apply_updates(p, u), s), None
+
+  (p, _), _ = jax.lax.scan(step, (p0, tx.init(p0)), None, length=steps)
+  return f(p)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_converges_on_quadratic(spec):
+  loss = jax.jit(lambda: _minimise(spec.make(spec.lr_quadratic), quadratic,
+                                   Q0, 500))()
+  assert float(quadratic(Q0)) == 7.5
+  assert float(loss) < 1e-3, f"{spec.name}: quadratic loss {float(loss)}"
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_converges_on_rosenbrock(spec):
+  loss = jax.jit(lambda: _minimise(spec.make(spec.lr_rosenbrock), rosenbrock,
+                                   R0, 3000))()
+  assert float(loss) < spec.rosenbrock_tol, (
+      f"{spec.name}: Rosenbrock loss {float(loss)} (start 24.2)")
+
+
+def _params(dtype):
+  return {"w": jnp.linspace(-1.0, 1.0, 12, dtype=dtype).reshape(3, 4),
+          "b": jnp.array([0.5, -0.25, 2.0], dtype=dtype)}
+
+
+def _grads(params, i):
+  return jax.tree.map(lambda p: (jnp.sin(3.0 * p + i) * 2.0).astype(p.dtype),
+                      params)
+
+
+def _run(tx, params, steps, step_fn):
+  state = tx.init(params)
+  for i in range(steps):
+    updates, state = step_fn(_grads(params, i), state, params)
+    params = gradtx.apply_updates(params, updates)
+  return params, state
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_jit_equals_eager_and_compiles_once(spec):
+  tx = spec.make(1e-2)
+  params = _params(jnp.float64)
+  traces = []
+
+  def step(g, s, p):
+    traces.append(1)
+    return tx.update(g, s, p)
+
+  eager_p, eager_s = _run(tx, params, 4, tx.update)
+  jit_p, jit_s = _run(tx, params, 4, jax.jit(step))
+  assert len(traces) == 1, f"{spec.name}: the jitted step was traced " \
+      f"{len(traces)} times in 4 calls"
+  for a, b in zip(jax.tree.leaves(eager_p) + jax.tree.leaves(eager_s),
+                  jax.tree.leaves(jit_p) + jax.tree.leaves(jit_s)):
+    if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+      a, b = jax.random.key_data(a), jax.random.key_data(b)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10,
+                               atol=1e-14)
+
+
+def _signature(tree):
+  return (jax.tree.structure(tree),
+          [(x.shape, x.dtype) for x in jax.tree.leaves(tree)])
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64])
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_state_stable_and_dtype_kept(spec, dtype):
+  tx = spec.make(1e-2)
+  params = _params(dtype)
+  state = tx.init(params)
+  before = _signature(state)
+  for i in range(2):
+    updates, state = tx.update(_grads(params, i), state, params)
+    assert _signature(state) == before, f"{spec.name}: state changed shape"
+    for u, p in zip(jax.tree.leaves(updates), jax.tree.leaves(params)):
+      assert u.dtype == p.dtype, f"{spec.name}: {u.dtype} update for {p.dtype}"
+      assert u.shape == p.shape
+      assert bool(jnp.all(jnp.isfinite(u)))
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.needs_params],
+                         ids=[s.name for s in SPECS if s.needs_params])
+def test_params_required_says_so(spec):
+  tx = spec.make(1e-2)
+  params = _params(jnp.float32)
+  with pytest.raises(ValueError, match="needs the current params"):
+    tx.update(params, tx.init(params))
