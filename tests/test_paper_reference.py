@@ -551,9 +551,10 @@ def test_adadelta_descends_quadratic(lr):
     theta = theta + u
     losses.append(loss(theta))
   losses = np.asarray(losses)
-  # The early steps are small (sqrt(eps) / rms(g)) but every one descends.
-  assert np.all(np.diff(losses[:50]) < 0)
-  assert losses[-1] < 0.5 * losses[0]
+  # The early steps are small (about sqrt(eps) / rms(g) each, the paper's
+  # slow start) but every one lowers the loss, and it keeps going down.
+  assert np.all(np.diff(losses) < 0)
+  assert losses[-1] < 0.7 * losses[0], losses[-1] / losses[0]
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,28 @@
+"""Smoke tests: every example runs with tiny settings."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def _load(name):
+  spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_compare_prints_a_row_per_optimizer(capsys):
+  mod = _load("compare")
+  mod.main(["--steps", "4", "--batch", "8"])
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert lines[0].split()[0] == "optimizer"
+  assert [l.split()[0] for l in lines[1:]] == list(mod.OPTIMIZERS)
+
+
+def test_compare_rejects_bad_arguments():
+  with pytest.raises(SystemExit):
+    _load("compare").main(["--steps", "0"])
