@@ -10,6 +10,10 @@ from gradtx._src.accumulation import EmaState
 from gradtx._src.accumulation import TraceState
 from gradtx._src.accumulation import ema
 from gradtx._src.accumulation import trace
+from gradtx._src.adam_family import AmsgradMaxState
+from gradtx._src.adam_family import amsgrad_max
+from gradtx._src.adam_family import bound_lr
+from gradtx._src.adam_family import rectify
 from gradtx._src.adaptive import AdamMoments
 from gradtx._src.adaptive import ScaleByAdaDeltaState
 from gradtx._src.adaptive import ScaleByAdamState
@@ -28,14 +32,18 @@ from gradtx._src.adding import AddDecayedWeightsState
 from gradtx._src.adding import AddNoiseState
 from gradtx._src.adding import add_decayed_weights
 from gradtx._src.adding import add_noise
+from gradtx._src.alias import adabound
 from gradtx._src.alias import adadelta
 from gradtx._src.alias import adagrad
 from gradtx._src.alias import adam
 from gradtx._src.alias import adamax
 from gradtx._src.alias import adamw
+from gradtx._src.alias import amsbound
+from gradtx._src.alias import amsgrad
 from gradtx._src.alias import nadam
 from gradtx._src.alias import nadamw
 from gradtx._src.alias import noisy_sgd
+from gradtx._src.alias import radam
 from gradtx._src.alias import rmsprop
 from gradtx._src.alias import rprop
 from gradtx._src.alias import sgd
@@ -66,9 +74,10 @@ from gradtx._src.wrappers import masked
 __version__ = "0.1.0"
 
 __all__ = (
+    "AdamMoments",
     "AddDecayedWeightsState",
     "AddNoiseState",
-    "AdamMoments",
+    "AmsgradMaxState",
     "EmaState",
     "EmptyState",
     "GradientTransformation",
@@ -82,6 +91,7 @@ __all__ = (
     "ScaleByScheduleState",
     "ScaleByStddevState",
     "TraceState",
+    "adabound",
     "adadelta",
     "adagrad",
     "adam",
@@ -89,7 +99,11 @@ __all__ = (
     "adamw",
     "add_decayed_weights",
     "add_noise",
+    "amsbound",
+    "amsgrad",
+    "amsgrad_max",
     "apply_updates",
+    "bound_lr",
     "chain",
     "clip",
     "clip_by_global_norm",
@@ -100,6 +114,8 @@ __all__ = (
     "nadamw",
     "named_chain",
     "noisy_sgd",
+    "radam",
+    "rectify",
     "rmsprop",
     "rprop",
     "safe_increment",

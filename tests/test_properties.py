@@ -52,7 +52,7 @@ def test_converges_on_quadratic(spec):
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_converges_on_rosenbrock(spec):
   loss = jax.jit(lambda: _minimise(spec.make(spec.lr_rosenbrock), rosenbrock,
-                                   R0, 3000))()
+                                   R0, spec.rosenbrock_steps))()
   assert float(loss) < spec.rosenbrock_tol, (
       f"{spec.name}: Rosenbrock loss {float(loss)} (start 24.2)")
 

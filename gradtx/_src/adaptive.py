@@ -205,6 +205,9 @@ class AdamMoments(NamedTuple):
     nu_hat: the bias-corrected second moment, or what replaces it.
     count: this step's index ``t`` (1 on the first step).
     b2: the second-moment decay (RAdam's rectification needs it).
+    bc1, bc2: the bias corrections ``1 - b1**t`` and ``1 - b2**t`` that
+      ``mu_hat`` and ``nu_hat`` were divided by (1 where a consumer undid
+      them): the raw moments are ``mu_hat * bc1`` and ``nu_hat * bc2``.
     eps, eps_root: the denominator's ``eps`` outside and inside the root.
     rect: a scalar multiplier of the adaptive step (RAdam's ``r_t``).
     adaptive: a scalar bool; False while the step is un-adapted momentum.
@@ -213,6 +216,8 @@ class AdamMoments(NamedTuple):
   nu_hat: Any
   count: jax.Array
   b2: Any
+  bc1: Any
+  bc2: Any
   eps: Any
   eps_root: Any
   rect: Any = 1.0
@@ -298,7 +303,7 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     if emit_moments:
       m_hat, v_hat, mu, nu = T.leafwise(moments, 4, updates, state.mu,
                                         state.nu, name=fn)
-      out = AdamMoments(m_hat, v_hat, count, b2, eps, eps_root)
+      out = AdamMoments(m_hat, v_hat, count, b2, bc1, bc2, eps, eps_root)
     else:
       def leaf(g, m, v):
         m_hat, v_hat, m_store, v_store = moments(g, m, v)

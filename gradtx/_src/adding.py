@@ -40,11 +40,11 @@ def add_decayed_weights(weight_decay: base.ScalarOrSchedule = 0.0,
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
-    if params is None:
-      raise ValueError(base.NO_PARAMS_MSG.format(name="add_decayed_weights"))
     new_state = AddDecayedWeightsState(count=base.safe_increment(state.count))
     if isinstance(weight_decay, (int, float)) and weight_decay == 0.0:
-      return updates, new_state
+      return updates, new_state  # a constant 0 needs no params
+    if params is None:
+      raise ValueError(base.NO_PARAMS_MSG.format(name="add_decayed_weights"))
     s = weight_decay(state.count) if callable(weight_decay) else weight_decay
     updates = jax.tree.map(
         lambda g, p: None if g is None else g + s * p, updates, params,

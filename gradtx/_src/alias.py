@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Union
 
 from gradtx._src import accumulation
+from gradtx._src import adam_family
 from gradtx._src import adaptive
 from gradtx._src import adding
 from gradtx._src import base
@@ -362,3 +363,122 @@ def noisy_sgd(learning_rate: base.ScalarOrSchedule, eta: Any = 0.01,
   V.check_learning_rate("noisy_sgd", learning_rate)
   return combine.chain(adding.add_noise(eta, gamma, key),
                        scaling.scale_by_learning_rate(learning_rate))
+
+
+def amsgrad(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
+            b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,
+            mu_dtype: Optional[Any] = None, bias_correction_mu: bool = True,
+            bias_correction_nu: bool = True) -> base.GradientTransformation:
+  r"""AMSGrad (Reddi, Kale & Kumar, "On the convergence of Adam and beyond",
+  ICLR 2018).
+
+  .. math::
+     \hat v^{max}_t = \max(\hat v^{max}_{t-1}, \hat v_t),\qquad
+     \theta_t = \theta_{t-1} - \eta\,
+       \frac{\hat m_t}{\sqrt{\hat v^{max}_t + \epsilon_{root}} + \epsilon}
+
+  ``chain(scale_by_adam(...), amsgrad_max(...), scale_by_learning_rate(lr))``:
+  the same numbers as ``optax.amsgrad`` (which keeps the maximum of the
+  bias-corrected ``v_hat``). ``torch.optim.Adam(amsgrad=True)`` keeps the
+  maximum of the raw ``v``: ``amsgrad_max(max_of_raw=True)``.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.amsgrad(1e-3)
+  """
+  V.check_learning_rate("amsgrad", learning_rate)
+  return combine.chain(
+      adaptive.scale_by_adam(b1, b2, eps, eps_root, mu_dtype),
+      adam_family.amsgrad_max(bias_correction_mu, bias_correction_nu),
+      scaling.scale_by_learning_rate(learning_rate))
+
+
+def radam(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
+          b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,
+          threshold: Any = 5.0, *, nesterov: bool = False,
+          ) -> base.GradientTransformation:
+  r"""RAdam, rectified Adam (Liu et al., "On the variance of the adaptive
+  learning rate and beyond", ICLR 2020).
+
+  .. math::
+     \theta_t = \theta_{t-1} - \eta \begin{cases}
+       r_t\,\hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)
+         & \rho_t \ge \text{threshold}\\
+       \hat m_t & \text{otherwise}\end{cases}
+
+  with ``r_t`` and ``rho_t`` as in :func:`gradtx.rectify`: in the first
+  steps, while the variance of the adaptive rate is intractable, RAdam takes
+  un-adapted momentum steps, which removes the need for warm-up.
+  ``chain(scale_by_adam(...), rectify(threshold), scale_by_learning_rate(lr))``;
+  the same numbers as ``optax.radam`` and ``torch.optim.RAdam``.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.radam(1e-3)
+  """
+  V.check_learning_rate("radam", learning_rate)
+  return combine.chain(
+      adaptive.scale_by_adam(b1, b2, eps, eps_root, nesterov=nesterov),
+      adam_family.rectify(threshold),
+      scaling.scale_by_learning_rate(learning_rate))
+
+
+def _l2(weight_decay: Any) -> base.GradientTransformation:
+  """Coupled (L2) decay added to the gradient, as AdaBound's code does."""
+  return adding.add_decayed_weights(weight_decay)
+
+
+def adabound(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.9,
+             b2: Any = 0.999, final_lr: Any = 0.1, gamma: Any = 1e-3,
+             eps: Any = 1e-8, weight_decay: base.ScalarOrSchedule = 0.0,
+             ) -> base.GradientTransformation:
+  r"""AdaBound (Luo, Xiong, Liu & Sun, "Adaptive gradient methods with
+  dynamic bound of learning rate", ICLR 2019).
+
+  Adam whose per-entry step size is clipped into bounds that tighten from
+  ``[0, inf)`` towards ``final_lr``, so training starts like Adam and ends
+  like SGD:
+
+  .. math::
+     \theta_t = \theta_{t-1} - \operatorname{clip}\!\left(
+       \frac{\alpha\sqrt{1-\beta_2^t}}{(1-\beta_1^t)(\sqrt{v_t}+\epsilon)},
+       \ \alpha^*\Big(1-\frac{1}{\gamma t+1}\Big),
+       \ \alpha^*\Big(1+\frac{1}{\gamma t}\Big)\right) m_t
+
+  Reproduces the authors' ``AdaBound`` optimizer (``Luolc/AdaBound``)
+  step for step, including its L2 ``weight_decay`` (added to the gradient)
+  and its bounds following a learning-rate schedule. optax has no AdaBound.
+  ``chain(add_decayed_weights(wd), scale_by_adam(b1, b2, eps),
+  bound_lr(lr, final_lr, gamma))``.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.adabound(1e-3, final_lr=0.1)
+  """
+  return combine.chain(
+      _l2(weight_decay),
+      adaptive.scale_by_adam(b1, b2, eps),
+      adam_family.bound_lr(learning_rate, final_lr, gamma))
+
+
+def amsbound(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.9,
+             b2: Any = 0.999, final_lr: Any = 0.1, gamma: Any = 1e-3,
+             eps: Any = 1e-8, weight_decay: base.ScalarOrSchedule = 0.0,
+             ) -> base.GradientTransformation:
+  r"""AMSBound: AdaBound on AMSGrad's running maximum (Luo et al., 2019).
+
+  As :func:`adabound`, with :math:`v_t` replaced by
+  :math:`v^{max}_t = \max(v^{max}_{t-1}, v_t)`, the maximum of the *raw*
+  second moment, as in the authors' ``AdaBound(amsbound=True)``:
+  ``chain(add_decayed_weights(wd), scale_by_adam(b1, b2, eps),
+  amsgrad_max(max_of_raw=True), bound_lr(lr, final_lr, gamma))``.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.amsbound(1e-3, final_lr=0.1)
+  """
+  return combine.chain(
+      _l2(weight_decay),
+      adaptive.scale_by_adam(b1, b2, eps),
+      adam_family.amsgrad_max(max_of_raw=True),
+      adam_family.bound_lr(learning_rate, final_lr, gamma))

@@ -1,0 +1,237 @@
+"""Pieces that modify Adam's step: AMSGrad, RAdam and AdaBound as primitives.
+
+Each reads the :class:`~gradtx.AdamMoments` record that ``scale_by_adam``
+hands along a :func:`gradtx.chain` (see ``docs/design.md``), so they compose
+in any order after it and the chain keeps one copy of each moment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gradtx._src import base
+from gradtx._src import tree as T
+from gradtx._src import validation as V
+from gradtx._src.adaptive import AdamMoments, adam_moments_to_updates
+
+
+def _expect_moments(fn: str, updates: Any) -> AdamMoments:
+  if not isinstance(updates, AdamMoments):
+    raise TypeError(
+        f"{fn}: expected the moment estimates handed over by scale_by_adam, "
+        f"got plain updates ({type(updates).__name__}). {fn} must come right "
+        f"after scale_by_adam (or after another of amsgrad_max, rectify, "
+        f"bound_lr) inside gradtx.chain, e.g. gradtx.chain("
+        f"gradtx.scale_by_adam(), gradtx.{fn}(...), ...). optax.chain cannot "
+        f"carry the hand-off.")
+  return updates
+
+
+def _finish(moments: AdamMoments, emit_moments: bool) -> Any:
+  return moments if emit_moments else adam_moments_to_updates(moments)
+
+
+class AmsgradMaxState(NamedTuple):
+  """The running maximum of the second-moment estimate."""
+  nu_max: Any
+
+
+def amsgrad_max(bias_correction_mu: bool = True,
+                bias_correction_nu: bool = True, *,
+                max_of_raw: bool = False) -> base.GradientTransformation:
+  r"""AMSGrad: divide by the running maximum of the second moment.
+
+  .. math::
+     \hat v^{max}_t = \max(\hat v^{max}_{t-1}, \hat v_t),\qquad
+     u_t = \frac{\hat m_t}{\sqrt{\hat v^{max}_t + \epsilon_{root}}
+           + \epsilon}
+
+  Reddi, Kale & Kumar, "On the convergence of Adam and beyond" (ICLR 2018).
+  The maximum makes the effective step size non-increasing, which repairs
+  Adam's non-convergence counterexample. Goes right after ``scale_by_adam``
+  in a :func:`gradtx.chain`; the chain then holds three buffers per
+  parameter (``mu``, ``nu``, ``nu_max``).
+
+  Args:
+    bias_correction_mu: divide the first moment by ``1 - b1**t`` (set both
+      flags False for the paper's Algorithm, which has no bias correction).
+    bias_correction_nu: take the maximum of the bias-corrected ``v_hat``
+      (optax's default) rather than of the raw ``v``.
+    max_of_raw: with ``bias_correction_nu``, take the maximum of the raw
+      ``v_t`` and bias-correct the maximum, ``v_max / (1 - b2**t)``, as
+      ``torch.optim.Adam(amsgrad=True)`` and the AdaBound authors' AMSBound
+      do.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.chain(gradtx.scale_by_adam(), gradtx.amsgrad_max(),
+    ...                   gradtx.scale_by_learning_rate(1e-3))
+  """
+  fn = "amsgrad_max"
+
+  def init_fn(params):
+    return AmsgradMaxState(nu_max=T.tree_zeros_like(params))
+
+  def update_fn(updates, state, params=None, *, emit_moments=False,
+                **extra_args):
+    del params, extra_args
+    m = _expect_moments(fn, updates)
+    raw = max_of_raw or not bias_correction_nu
+    bc2 = jnp.asarray(m.bc2)
+
+    def leaf(nu_hat, nu_max):
+      v = nu_hat * bc2.astype(nu_hat.dtype) if raw else nu_hat
+      new_max = jnp.maximum(nu_max, v.astype(nu_max.dtype))
+      if raw and bias_correction_nu:
+        return new_max / bc2.astype(new_max.dtype), new_max
+      return new_max, new_max
+
+    nu_eff, nu_max = T.leafwise(leaf, 2, m.nu_hat, state.nu_max, name=fn)
+    m = m._replace(nu_hat=nu_eff,
+                   bc2=m.bc2 if bias_correction_nu else 1.0)
+    if not bias_correction_mu:
+      bc1 = jnp.asarray(m.bc1)
+      m = m._replace(mu_hat=jax.tree.map(
+          lambda x: x * bc1.astype(x.dtype), m.mu_hat), bc1=1.0)
+    return _finish(m, emit_moments), AmsgradMaxState(nu_max=nu_max)
+
+  update_fn.gradtx_name = fn
+  update_fn.consumes_moments = True
+  update_fn.emits_moments = True
+  return base.GradientTransformation(init_fn, update_fn)
+
+
+def rectify(threshold: Any = 5.0) -> base.GradientTransformation:
+  r"""RAdam's variance rectification (Liu et al., ICLR 2020).
+
+  With :math:`\rho_\infty = 2/(1-\beta_2) - 1` and
+  :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`, the approximate
+  length of the second moment's moving average:
+
+  .. math::
+     r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}
+                      {(\rho_\infty-4)(\rho_\infty-2)\rho_t}},\qquad
+     u_t = \begin{cases}
+       r_t\, \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)
+         & \rho_t \ge \text{threshold}\\
+       \hat m_t & \text{otherwise (momentum SGD, un-adapted)}\end{cases}
+
+  The paper switches at ``rho_t > 4``; its code and optax use
+  ``rho_t >= 5``, the default here. A threshold below 4 is refused: there
+  ``r_t`` is the root of a negative number, and optax returns NaN. Goes after ``scale_by_adam`` (and after
+  ``amsgrad_max`` if both are used).
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.chain(gradtx.scale_by_adam(), gradtx.rectify(),
+    ...                   gradtx.scale_by_learning_rate(1e-3))
+  """
+  fn = "rectify"
+  V.check_interval(
+      fn, "threshold", threshold, 4.0, float("inf"), hi_closed=True,
+      hint="r_t is only defined for rho_t > 4 (optax returns NaN below it); "
+      "the paper switches at 4, its code at 5.")
+
+  def update_fn(updates, state, params=None, *, emit_moments=False,
+                **extra_args):
+    del params, extra_args
+    m = _expect_moments(fn, updates)
+    b2 = m.b2
+    rho_inf = 2.0 / (1.0 - b2) - 1.0
+    b2t = b2 ** m.count
+    rho = rho_inf - 2 * m.count * b2t / (1 - b2t)
+    on = rho >= threshold
+    # Evaluate r only where it is used, so no NaN is formed even in the
+    # branch that jnp.where discards (its gradient would still be NaN).
+    safe_rho = jnp.where(on, rho, rho_inf)
+    r = jnp.sqrt((safe_rho - 4.0) * (safe_rho - 2.0) * rho_inf
+                 / ((rho_inf - 4.0) * (rho_inf - 2.0) * safe_rho))
+    m = m._replace(rect=r if isinstance(m.rect, float) and m.rect == 1.0
+                   else m.rect * r,
+                   adaptive=on if m.adaptive is True else m.adaptive & on)
+    return _finish(m, emit_moments), state
+
+  update_fn.gradtx_name = fn
+  update_fn.consumes_moments = True
+  update_fn.emits_moments = True
+  return base.GradientTransformation(base.init_empty_state, update_fn)
+
+
+def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
+             gamma: Any = 1e-3) -> base.GradientTransformation:
+  r"""AdaBound's dynamic bounds on the per-entry step size (Luo et al., 2019).
+
+  Following the authors' implementation (``Luolc/AdaBound``,
+  ``adabound.py``), with :math:`m_t, v_t` the raw moments:
+
+  .. math::
+     \eta_t = \operatorname{clip}\!\left(
+       \frac{\alpha_t \sqrt{1-\beta_2^t}}{(1-\beta_1^t)(\sqrt{v_t}+\epsilon)},
+       \ \eta^{l}_t,\ \eta^{u}_t\right),\qquad
+     \Delta\theta_t = -\eta_t\, m_t,\\
+     \eta^{l}_t = \alpha^*_t\Big(1 - \frac{1}{\gamma t + 1}\Big),\qquad
+     \eta^{u}_t = \alpha^*_t\Big(1 + \frac{1}{\gamma t}\Big),\qquad
+     \alpha^*_t = \text{final\_lr}\cdot\alpha_t/\alpha_0
+
+  The bounds start wide (Adam) and close in on ``final_lr`` (SGD). When
+  ``learning_rate`` is a schedule the bounds follow it through
+  :math:`\alpha_t/\alpha_0`, as the authors' code does. The paper's
+  Algorithm 2 also divides by :math:`\sqrt t` and omits the bias
+  corrections; the code, which this follows, does not. If ``rectify`` comes
+  before it, the rectification multiplies the unclipped step size, and in the
+  un-adapted phase that step size is :math:`\alpha_t/(1-\beta_1^t)`.
+
+  This transform produces finished updates (the sign included): it is the
+  last of the adaptive group. Follow it with nothing that rescales, or put a
+  decoupled decay after it.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.chain(gradtx.scale_by_adam(),
+    ...                   gradtx.bound_lr(1e-3, final_lr=0.1))
+  """
+  fn = "bound_lr"
+  V.check_learning_rate(fn, learning_rate)
+  V.check_nonnegative(fn, "final_lr", final_lr)
+  V.check_positive(fn, "gamma", gamma,
+                   hint="it sets how fast the bounds close; 1e-3 is usual.")
+  if callable(learning_rate):
+    lr0 = learning_rate(0)
+    if V.is_concrete_number(lr0) and float(lr0) == 0.0:
+      raise ValueError(
+          f"{fn}: the learning-rate schedule is 0 at step 0; the bounds are "
+          f"scaled by lr(t)/lr(0), so lr(0) must be positive.")
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    m = _expect_moments(fn, updates)
+    t = m.count
+    if callable(learning_rate):
+      lr = learning_rate(t - 1)
+      final = final_lr * lr / learning_rate(0)
+    else:
+      lr, final = learning_rate, final_lr
+    lower = final * (1 - 1 / (gamma * t + 1))
+    upper = final * (1 + 1 / (gamma * t))
+    bc1, bc2 = jnp.asarray(m.bc1), jnp.asarray(m.bc2)
+
+    def leaf(mu_hat, nu_hat):
+      dt = mu_hat.dtype
+      raw_m = mu_hat * bc1.astype(dt)
+      denom = jnp.sqrt((nu_hat + m.eps_root) * bc2.astype(dt)) + m.eps
+      step = (lr * jnp.sqrt(bc2) / bc1).astype(dt) / denom
+      if not (m.adaptive is True and isinstance(m.rect, float)):
+        step = jnp.where(m.adaptive, jnp.asarray(m.rect).astype(dt) * step,
+                         jnp.asarray(lr / bc1).astype(dt))
+      eta = jnp.clip(step, jnp.asarray(lower).astype(dt),
+                     jnp.asarray(upper).astype(dt))
+      return (-eta * raw_m,)
+
+    return T.leafwise(leaf, 1, m.mu_hat, m.nu_hat, name=fn)[0], state
+
+  update_fn.gradtx_name = fn
+  update_fn.consumes_moments = True
+  return base.GradientTransformation(base.init_empty_state, update_fn)

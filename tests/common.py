@@ -1,0 +1,43 @@
+"""Data and helpers shared by the per-step reference tests."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+STEPS = 50
+
+
+def grad_sequence(seed=0, steps=STEPS):
+  rng = np.random.default_rng(seed)
+  shapes = {"w": (4, 3), "b": (3,), "s": ()}
+  out = []
+  for _ in range(steps):
+    g = {}
+    for k, shape in shapes.items():
+      mag = 10.0 ** rng.uniform(-3.0, np.log10(30.0), size=shape)
+      sign = rng.choice([-1.0, 1.0], size=shape)
+      g[k] = jnp.asarray(sign * mag, dtype=jnp.float64)
+    out.append(g)
+  return out
+
+
+GRADS = grad_sequence()
+PARAMS = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(4, 3),
+          "b": jnp.array([0.5, -0.25, 2.0]), "s": jnp.asarray(0.3)}
+
+
+def trajectory(tx, grads=GRADS, params=PARAMS):
+  state = tx.init(params)
+  out = []
+  for g in grads:
+    updates, state = tx.update(g, state, params)
+    params = optax.apply_updates(params, updates)
+    out.append((updates, params))
+  return out
+
+
+def assert_close(a, b, rtol=1e-9):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol,
+                               atol=0)
