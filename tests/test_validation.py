@@ -557,3 +557,45 @@ def test_message_is_a_full_sentence():
   msg = str(info.value)
   assert msg.startswith("scale_by_adam: b1 must be in [0, 1), got b1=1.5.")
   assert "0.9" in msg  # says what a usual value is
+
+
+# --- non-numbers and non-finite values are refused at construction ---------
+
+
+@pytest.mark.parametrize("bad", [float("inf"), "0.1", 1j,
+                                 jnp.array([1e-3, 2e-3])],
+                         ids=["inf", "str", "complex", "vector"])
+def test_learning_rate_must_be_a_finite_real_scalar(bad):
+  with pytest.raises(ValueError, match=r"^sgd: .*learning_rate"):
+    gradtx.sgd(bad)
+
+
+def test_b1_array_of_several_entries_is_refused():
+  with pytest.raises(ValueError, match=r"scale_by_adam: b1 .*shape \(1,\)"):
+    gradtx.adam(1e-3, b1=jnp.array([1.5]))
+
+
+def test_rprop_refuses_a_schedule_for_its_initial_step_size():
+  with pytest.raises(ValueError, match="scale_by_rprop: learning_rate is"):
+    gradtx.rprop(lambda c: 0.1)
+
+
+@pytest.mark.parametrize("seed", [np.int64(3), np.int32(3), jnp.asarray(3)],
+                         ids=["np.int64", "np.int32", "0-d jax int"])
+def test_integer_seeds_of_any_kind_are_accepted(seed):
+  tx = gradtx.add_noise(0.1, 0.55, key=seed)
+  state = tx.init(jnp.ones(2))
+  ref = gradtx.add_noise(0.1, 0.55, key=3).init(jnp.ones(2))
+  assert np.array_equal(jax.random.key_data(state.rng_key),
+                        jax.random.key_data(ref.rng_key))
+
+
+def test_traced_integer_seed_works_inside_jit():
+  out = jax.jit(lambda s: gradtx.noisy_sgd(0.1, key=s).update(
+      jnp.zeros(2), gradtx.noisy_sgd(0.1, key=s).init(jnp.ones(2)))[0])(3)
+  assert out.shape == (2,) and bool(jnp.all(out != 0))
+
+
+def test_a_batch_of_keys_is_refused():
+  with pytest.raises(ValueError, match=r"add_noise: key must be a single"):
+    gradtx.add_noise(0.1, 0.55, key=jax.random.split(jax.random.key(0), 3))

@@ -433,6 +433,10 @@ def scale_by_rprop(learning_rate: Any, eta_minus: Any = 0.5,
   ``g_t``, as in the paper and in ``torch.optim.Rprop``.
   """
   fn = "scale_by_rprop"
+  if callable(learning_rate):
+    raise ValueError(
+        f"{fn}: learning_rate is Rprop's initial step size, a number, got the "
+        f"schedule {learning_rate!r}; Rprop adapts its step sizes itself.")
   V.check_learning_rate(fn, learning_rate)
   V.check_interval(fn, "eta_minus", eta_minus, 0.0, 1.0, lo_closed=False,
                    hint="it shrinks the step after a sign change.")

@@ -6,6 +6,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gradtx._src import base
 from gradtx._src import validation as V
@@ -67,11 +68,18 @@ def _as_key(fn: str, key: Any) -> jax.Array:
     raise ValueError(
         f"{fn}: pass an explicit PRNG key, e.g. key=jax.random.key(0) or an "
         f"int seed; gradtx draws no hidden default seed.")
-  if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype,
-                                                   jax.dtypes.prng_key):
+  dtype = getattr(key, "dtype", None)
+  if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+    if key.shape != ():
+      raise ValueError(
+          f"{fn}: key must be a single PRNG key, got an array of keys of "
+          f"shape {key.shape}; pick one, e.g. keys[0].")
     return key
-  if isinstance(key, (int,)) and not isinstance(key, bool):
+  if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
     return jax.random.key(key)
+  if (dtype is not None and jnp.issubdtype(dtype, jnp.integer)
+      and getattr(key, "shape", None) == ()):
+    return jax.random.key(key)  # a traced or 0-d integer seed
   raise ValueError(
       f"{fn}: key must be a typed PRNG key (jax.random.key(seed)) or an int "
       f"seed, got {key!r}. A raw uint32 key from jax.random.PRNGKey can be "

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jax
+
 from gradtx._src.tree import is_concrete_number
 
 
@@ -21,9 +23,21 @@ def _fmt(lo: float, hi: float, lo_closed: bool, hi_closed: bool) -> str:
 def check_interval(fn: str, arg: str, value: Any, lo: float, hi: float, *,
                    lo_closed: bool = True, hi_closed: bool = False,
                    hint: str = "") -> None:
-  """Raises ``ValueError`` unless ``value`` lies in the interval."""
-  if value is None or not is_concrete_number(value):
+  """Raises ``ValueError`` unless ``value`` lies in the interval.
+
+  Schedules (callables) and traced values pass; anything else that is not a
+  real scalar (a string, a complex number, an array of several entries) is
+  refused here rather than failing obscurely inside the first step.
+  """
+  if value is None or callable(value) or isinstance(value, jax.core.Tracer):
     return
+  if not is_concrete_number(value):
+    shape = getattr(value, "shape", None)
+    what = (f"an array of shape {shape}" if shape not in (None, ())
+            else f"a {type(value).__name__}")
+    raise ValueError(
+        f"{fn}: {arg} must be a real number (or a schedule), got "
+        f"{arg}={value!r}, {what}.")
   v = float(value)
   ok = (not math.isnan(v)
         and (v >= lo if lo_closed else v > lo)
@@ -53,9 +67,10 @@ def check_decay(fn: str, arg: str, value: Any) -> None:
 
 def check_learning_rate(fn: str, value: Any, arg: str = "learning_rate",
                         ) -> None:
-  check_nonnegative(
-      fn, arg, value,
-      hint="gradtx negates the step itself; pass a positive step size.")
+  check_interval(
+      fn, arg, value, 0.0, math.inf,
+      hint="gradtx negates the step itself; pass a finite, positive step "
+      "size.")
 
 
 def check_dtype(fn: str, arg: str, value: Any) -> Any:
