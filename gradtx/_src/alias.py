@@ -181,10 +181,17 @@ def rprop(learning_rate: Any, eta_minus: Any = 0.5, eta_plus: Any = 1.2,
           ) -> base.GradientTransformation:
   r"""Rprop, the iRprop- variant (Riedmiller & Braun 1993; Igel & Hüsken 2000).
 
-  Each entry keeps its own step size ``s``, grown by ``eta_plus`` while the
-  gradient keeps its sign and shrunk by ``eta_minus`` when it flips; the step
-  is ``-s_t * sign(g_t)``, or no step right after a flip.
-  ``learning_rate`` is the initial step size. Meant for full-batch training.
+  Each entry keeps its own step size, grown by ``eta_plus`` while the
+  gradient keeps its sign and shrunk by ``eta_minus`` when it flips:
+
+  .. math::
+     s_t = \operatorname{clip}\big(s_{t-1}\cdot\eta^{\pm},\ s_{min},
+       \ s_{max}\big),\qquad
+     \theta_t = \theta_{t-1} - \begin{cases} 0 & g_t g_{t-1} < 0\\
+       s_t\,\mathrm{sign}(g_t) & \text{otherwise}\end{cases}
+
+  (after a flip the stored gradient is zeroed). ``learning_rate`` is the
+  initial step size ``s_0``. Meant for full-batch training.
 
   Differs from optax 0.2.8, whose ``rprop`` applies at step ``t`` the update
   computed at step ``t - 1`` (its first step is zero). gradtx applies this
