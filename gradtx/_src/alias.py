@@ -327,7 +327,8 @@ def nadamw(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
            weight_decay: base.ScalarOrSchedule = 1e-4, mask: MaskOrFn = None,
            *, nesterov: bool = True, nu_dtype: Optional[Any] = None,
            ) -> base.GradientTransformation:
-  r"""NadamW: Nadam's look-ahead moment with AdamW's decoupled decay.
+  r"""NadamW: Nadam's look-ahead moment (Dozat 2016) with AdamW's decoupled
+  decay (Loshchilov & Hutter 2019).
 
   .. math::
      \theta_t = \theta_{t-1} - \eta\left(
