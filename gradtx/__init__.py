@@ -63,6 +63,22 @@ from gradtx._src.scaling import ScaleByScheduleState
 from gradtx._src.scaling import scale
 from gradtx._src.scaling import scale_by_learning_rate
 from gradtx._src.scaling import scale_by_schedule
+from gradtx._src.schedules import constant_schedule
+from gradtx._src.schedules import cosine_decay_schedule
+from gradtx._src.schedules import cosine_onecycle_schedule
+from gradtx._src.schedules import cosine_warm_restarts_schedule
+from gradtx._src.schedules import cyclic_schedule
+from gradtx._src.schedules import exponential_decay
+from gradtx._src.schedules import inverse_sqrt_decay
+from gradtx._src.schedules import inverse_time_decay
+from gradtx._src.schedules import join_schedules
+from gradtx._src.schedules import linear_onecycle_schedule
+from gradtx._src.schedules import linear_schedule
+from gradtx._src.schedules import piecewise_constant_schedule
+from gradtx._src.schedules import polynomial_schedule
+from gradtx._src.schedules import sgdr_schedule
+from gradtx._src.schedules import warmup_cosine_decay_schedule
+from gradtx._src.schedules import warmup_exponential_decay_schedule
 from gradtx._src.tree import tree_cast
 from gradtx._src.tree import tree_full_like
 from gradtx._src.tree import tree_global_norm
@@ -107,13 +123,26 @@ __all__ = (
     "chain",
     "clip",
     "clip_by_global_norm",
+    "constant_schedule",
+    "cosine_decay_schedule",
+    "cosine_onecycle_schedule",
+    "cosine_warm_restarts_schedule",
+    "cyclic_schedule",
     "ema",
+    "exponential_decay",
     "identity",
+    "inverse_sqrt_decay",
+    "inverse_time_decay",
+    "join_schedules",
+    "linear_onecycle_schedule",
+    "linear_schedule",
     "masked",
     "nadam",
     "nadamw",
     "named_chain",
     "noisy_sgd",
+    "piecewise_constant_schedule",
+    "polynomial_schedule",
     "radam",
     "rectify",
     "rmsprop",
@@ -130,6 +159,7 @@ __all__ = (
     "scale_by_schedule",
     "scale_by_stddev",
     "sgd",
+    "sgdr_schedule",
     "sgdw",
     "stateless",
     "stateless_with_tree_map",
@@ -138,4 +168,6 @@ __all__ = (
     "tree_full_like",
     "tree_global_norm",
     "tree_zeros_like",
+    "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
 )
