@@ -59,6 +59,11 @@ from gradtx._src.clipping import clip
 from gradtx._src.clipping import clip_by_global_norm
 from gradtx._src.combine import chain
 from gradtx._src.combine import named_chain
+from gradtx._src.inject import Hyperparams
+from gradtx._src.inject import InjectHyperparamsState
+from gradtx._src.inject import inject_hyperparams
+from gradtx._src.lr_find import LRFindResult
+from gradtx._src.lr_find import lr_find
 from gradtx._src.scaling import ScaleByScheduleState
 from gradtx._src.scaling import scale
 from gradtx._src.scaling import scale_by_learning_rate
@@ -97,6 +102,9 @@ __all__ = (
     "EmaState",
     "EmptyState",
     "GradientTransformation",
+    "Hyperparams",
+    "InjectHyperparamsState",
+    "LRFindResult",
     "MaskedNode",
     "MaskedState",
     "ScaleByAdaDeltaState",
@@ -131,11 +139,13 @@ __all__ = (
     "ema",
     "exponential_decay",
     "identity",
+    "inject_hyperparams",
     "inverse_sqrt_decay",
     "inverse_time_decay",
     "join_schedules",
     "linear_onecycle_schedule",
     "linear_schedule",
+    "lr_find",
     "masked",
     "nadam",
     "nadamw",

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import torch
 
 import gradtx
 
@@ -110,7 +111,6 @@ def test_schedule_values(sched, ref, steps, other):
 
 # --- the two new schedules against PyTorch ----------------------------------
 
-torch = pytest.importorskip("torch")
 
 
 def _torch_values(make_scheduler, steps):

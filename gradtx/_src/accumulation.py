@@ -13,7 +13,8 @@ from gradtx._src import validation as V
 
 
 class TraceState(NamedTuple):
-  """The momentum buffer (Polyak's velocity)."""
+  """Step count (for a momentum schedule) and the momentum buffer."""
+  count: jax.Array
   trace: Any
 
 
@@ -31,7 +32,7 @@ def trace(decay: Any, nesterov: bool = False,
   rate ``eta`` the step is ``-eta * u_t``. Sutskever et al. (ICML 2013).
 
   Args:
-    decay: the momentum coefficient ``beta`` in [0, 1).
+    decay: the momentum coefficient ``beta`` in [0, 1), or a schedule.
     nesterov: use Nesterov's look-ahead form.
     accumulator_dtype: dtype of the stored buffer (default: the params').
   """
@@ -40,18 +41,23 @@ def trace(decay: Any, nesterov: bool = False,
                                     accumulator_dtype)
 
   def init_fn(params):
-    return TraceState(trace=T.tree_zeros_like(params, accumulator_dtype))
-
-  def leaf(g, t):
-    v = g + decay * t
-    u = g + decay * v if nesterov else v
-    return u, v if accumulator_dtype is None else v.astype(accumulator_dtype)
+    return TraceState(count=base.zero_count(),
+                      trace=T.tree_zeros_like(params, accumulator_dtype))
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
+    beta = T.at(decay, state.count)
+
+    def leaf(g, t):
+      b = T.like(beta, g)
+      v = g + b * t
+      u = g + b * v if nesterov else v
+      return u, v if accumulator_dtype is None else v.astype(accumulator_dtype)
+
     updates, new_trace = T.leafwise(leaf, 2, updates, state.trace,
                                     name="trace")
-    return updates, TraceState(trace=new_trace)
+    return updates, TraceState(count=base.safe_increment(state.count),
+                               trace=new_trace)
 
   update_fn.gradtx_name = "trace"
   return base.GradientTransformation(init_fn, update_fn)
@@ -82,11 +88,13 @@ def ema(decay: Any, debias: bool = True,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
+    beta = T.at(decay, state.count)
     count = base.safe_increment(state.count)
-    bc = 1 - decay ** count
+    bc = 1 - beta ** count
 
     def leaf(g, t):
-      m = (1 - decay) * g + decay * t
+      b, omb = T.pair(beta, g)
+      m = omb * g + b * t
       u = m / bc.astype(m.dtype) if debias else m
       return u, m if accumulator_dtype is None else m.astype(accumulator_dtype)
 

@@ -178,7 +178,8 @@ def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
 
   The bounds start wide (Adam) and close in on ``final_lr`` (SGD). When
   ``learning_rate`` is a schedule the bounds follow it through
-  :math:`\alpha_t/\alpha_0`, as the authors' code does. The paper's
+  :math:`\alpha_t/\alpha_0`, as the authors' code does; ``final_lr`` may
+  itself be a schedule, which is then used as it is. The paper's
   Algorithm 2 also divides by :math:`\sqrt t` and omits the bias
   corrections; the code, which this follows, does not. If ``rectify`` comes
   before it, the rectification multiplies the unclipped step size, and in the
@@ -211,9 +212,11 @@ def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
     t = m.count
     if callable(learning_rate):
       lr = learning_rate(t - 1)
-      final = final_lr * lr / learning_rate(0)
+      ratio = lr / learning_rate(0)
     else:
-      lr, final = learning_rate, final_lr
+      lr, ratio = learning_rate, 1.0
+    # A final_lr schedule is taken as it is; a constant follows lr(t)/lr(0).
+    final = final_lr(t - 1) if callable(final_lr) else final_lr * ratio
     lower = final * (1 - 1 / (gamma * t + 1))
     upper = final * (1 + 1 / (gamma * t))
     bc1, bc2 = jnp.asarray(m.bc1), jnp.asarray(m.bc2)
@@ -221,7 +224,8 @@ def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
     def leaf(mu_hat, nu_hat):
       dt = mu_hat.dtype
       raw_m = mu_hat * bc1.astype(dt)
-      denom = jnp.sqrt((nu_hat + m.eps_root) * bc2.astype(dt)) + m.eps
+      denom = (jnp.sqrt((nu_hat + T.like(m.eps_root, nu_hat)) * bc2.astype(dt))
+               + T.like(m.eps, nu_hat))
       step = (lr * jnp.sqrt(bc2) / bc1).astype(dt) / denom
       if not (m.adaptive is True and isinstance(m.rect, float)):
         step = jnp.where(m.adaptive, jnp.asarray(m.rect).astype(dt) * step,

@@ -58,8 +58,8 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
   def leaf(g, s):
     s = T.abs_sq(g) + s
     if eps_in_sqrt:
-      return jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, s
-    return g / (jnp.sqrt(s) + eps), s
+      return jnp.where(s > 0, jax.lax.rsqrt(s + T.like(eps, s)), 0.0) * g, s
+    return g / (jnp.sqrt(s) + T.like(eps, s)), s
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
@@ -75,12 +75,13 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
 
 
 class ScaleByRmsState(NamedTuple):
-  """Step count (used when ``bias_correction``) and the EMA of ``g**2``."""
+  """Step count and the EMA of ``g**2``."""
   count: jax.Array
   nu: Any
 
 
 def _rms_scaling(n, eps, eps_in_sqrt):
+  eps = T.like(eps, n)
   return jax.lax.rsqrt(n + eps) if eps_in_sqrt else 1 / (jnp.sqrt(n) + eps)
 
 
@@ -107,11 +108,13 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    count = base.safe_increment(state.count) if bias_correction else state.count
-    bc = _bias_correction(decay, count) if bias_correction else None
+    rho = T.at(decay, state.count)
+    count = base.safe_increment(state.count)
+    bc = _bias_correction(rho, count) if bias_correction else None
 
     def leaf(g, n):
-      n = (1 - decay) * T.abs_sq(g) + decay * n
+      r, omr = T.pair(rho, n)
+      n = omr * T.abs_sq(g) + r * n
       n_hat = n / bc.astype(n.dtype) if bias_correction else n
       return _rms_scaling(n_hat, eps, eps_in_sqrt) * g, n
 
@@ -159,12 +162,14 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    count = base.safe_increment(state.count) if bias_correction else state.count
-    bc = _bias_correction(decay, count) if bias_correction else None
+    rho = T.at(decay, state.count)
+    count = base.safe_increment(state.count)
+    bc = _bias_correction(rho, count) if bias_correction else None
 
     def leaf(g, m, n):
-      m = (1 - decay) * g + decay * m
-      n = (1 - decay) * T.abs_sq(g) + decay * n
+      (r, omr), (rn, omrn) = T.pair(rho, g), T.pair(rho, n)
+      m = omr * g + r * m
+      n = omrn * T.abs_sq(g) + rn * n
       if bias_correction:
         m_hat, n_hat = m / bc.astype(m.dtype), n / bc.astype(n.dtype)
       else:
@@ -229,7 +234,7 @@ def adam_moments_to_updates(m: AdamMoments) -> Any:
   plain = m.adaptive is True and isinstance(m.rect, float) and m.rect == 1.0
 
   def leaf(mu, nu):
-    step = mu / (jnp.sqrt(nu + m.eps_root) + m.eps)
+    step = mu / (jnp.sqrt(nu + T.like(m.eps_root, nu)) + T.like(m.eps, nu))
     if plain:
       return (step,)
     step = jnp.asarray(m.rect).astype(mu.dtype) * step
@@ -256,7 +261,9 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
   Kingma & Ba, "Adam: A method for stochastic optimization" (ICLR 2015).
 
   Args:
-    b1, b2: decay rates of the first and second moments, in [0, 1).
+    b1, b2: decay rates of the first and second moments, in [0, 1), or
+      schedules of the step (the bias correction then uses the current
+      value, ``1 - b1(t)**t``, as optax's ``inject_hyperparams`` does).
     eps: added to the root of ``v_hat``; ``eps_root``: added inside it.
     mu_dtype, nu_dtype: dtypes in which the moments are stored (e.g.
       ``jnp.bfloat16`` to halve the state); the maths runs in the promoted
@@ -282,18 +289,20 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
   def update_fn(updates, state, params=None, *, emit_moments=False,
                 **extra_args):
     del params, extra_args
+    beta1, beta2 = T.at(b1, state.count), T.at(b2, state.count)
     count = base.safe_increment(state.count)
-    bc1 = _bias_correction(b1, count)
-    bc2 = _bias_correction(b2, count)
-    bc1_next = _bias_correction(b1, base.safe_increment(count)) if nesterov \
-        else None
+    bc1 = _bias_correction(beta1, count)
+    bc2 = _bias_correction(beta2, count)
+    bc1_next = _bias_correction(beta1, base.safe_increment(count)) \
+        if nesterov else None
 
     def moments(g, m, v):
-      m_new = (1 - b1) * g + b1 * m
-      v_new = (1 - b2) * T.abs_sq(g) + b2 * v
+      (c1, omc1), (c2, omc2) = T.pair(beta1, g), T.pair(beta2, v)
+      m_new = omc1 * g + c1 * m
+      v_new = omc2 * T.abs_sq(g) + c2 * v
       if nesterov:
-        m_hat = (b1 * (m_new / bc1_next.astype(m_new.dtype))
-                 + (1 - b1) * (g / bc1.astype(g.dtype)))
+        m_hat = (c1 * (m_new / bc1_next.astype(m_new.dtype))
+                 + omc1 * (g / bc1.astype(g.dtype)))
       else:
         m_hat = m_new / bc1.astype(m_new.dtype)
       v_hat = v_new / bc2.astype(v_new.dtype)
@@ -303,11 +312,12 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     if emit_moments:
       m_hat, v_hat, mu, nu = T.leafwise(moments, 4, updates, state.mu,
                                         state.nu, name=fn)
-      out = AdamMoments(m_hat, v_hat, count, b2, bc1, bc2, eps, eps_root)
+      out = AdamMoments(m_hat, v_hat, count, beta2, bc1, bc2, eps, eps_root)
     else:
       def leaf(g, m, v):
         m_hat, v_hat, m_store, v_store = moments(g, m, v)
-        return m_hat / (jnp.sqrt(v_hat + eps_root) + eps), m_store, v_store
+        return (m_hat / (jnp.sqrt(v_hat + T.like(eps_root, v_hat))
+                         + T.like(eps, v_hat)), m_store, v_store)
       out, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
     return out, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
@@ -342,7 +352,7 @@ def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
 
     def leaf(g, m, u):
       m = (1 - b1) * g + b1 * m
-      u = jnp.maximum(jnp.abs(g) + eps, b2 * u)
+      u = jnp.maximum(jnp.abs(g) + T.like(eps, u), T.like(b2, u) * u)
       return (m / bc1.astype(m.dtype)) / u, m, u
 
     updates, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
@@ -357,7 +367,8 @@ def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
 
 
 class ScaleByAdaDeltaState(NamedTuple):
-  """EMA of squared gradients ``e_g`` and of squared updates ``e_x``."""
+  """Step count, EMA of squared gradients ``e_g`` and of squared updates."""
+  count: jax.Array
   e_g: Any
   e_x: Any
 
@@ -380,20 +391,26 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6,
   V.check_nonnegative(fn, "eps", eps)
 
   def init_fn(params):
-    return ScaleByAdaDeltaState(e_g=T.tree_zeros_like(params),
+    return ScaleByAdaDeltaState(count=base.zero_count(),
+                                e_g=T.tree_zeros_like(params),
                                 e_x=T.tree_zeros_like(params))
-
-  def leaf(g, e_g, e_x):
-    e_g = (1 - rho) * g ** 2 + rho * e_g
-    u = (jnp.sqrt(e_x + eps) / jnp.sqrt(e_g + eps)) * g
-    e_x = (1 - rho) * u ** 2 + rho * e_x
-    return u, e_g, e_x
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
+    r_t = T.at(rho, state.count)
+
+    def leaf(g, e_g, e_x):
+      r, omr = T.pair(r_t, g)
+      e_g = omr * g ** 2 + r * e_g
+      e = T.like(eps, g)
+      u = (jnp.sqrt(e_x + e) / jnp.sqrt(e_g + e)) * g
+      e_x = omr * u ** 2 + r * e_x
+      return u, e_g, e_x
+
     updates, e_g, e_x = T.leafwise(leaf, 3, updates, state.e_g, state.e_x,
                                    name=fn)
-    return updates, ScaleByAdaDeltaState(e_g=e_g, e_x=e_x)
+    return updates, ScaleByAdaDeltaState(
+        count=base.safe_increment(state.count), e_g=e_g, e_x=e_x)
 
   update_fn.gradtx_name = fn
   return base.GradientTransformation(init_fn, update_fn)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx._src import base
+from gradtx._src import tree as T
 from gradtx._src import validation as V
 from gradtx._src import wrappers
 
@@ -48,8 +49,8 @@ def add_decayed_weights(weight_decay: base.ScalarOrSchedule = 0.0,
       raise ValueError(base.NO_PARAMS_MSG.format(name="add_decayed_weights"))
     s = weight_decay(state.count) if callable(weight_decay) else weight_decay
     updates = jax.tree.map(
-        lambda g, p: None if g is None else g + s * p, updates, params,
-        is_leaf=lambda x: x is None)
+        lambda g, p: None if g is None else g + T.like(s, g) * p, updates,
+        params, is_leaf=lambda x: x is None)
     return updates, new_state
 
   update_fn.gradtx_name = "add_decayed_weights"
@@ -120,7 +121,7 @@ def add_noise(eta: Any, gamma: Any, key: Any = None,
     rng_key, sample_key = jax.random.split(state.rng_key)
     leaves, treedef = jax.tree.flatten(updates)
     keys = jax.random.split(sample_key, treedef.num_leaves)
-    noisy = [g + std * jax.random.normal(k, g.shape, g.dtype)
+    noisy = [g + T.like(std, g) * jax.random.normal(k, g.shape, g.dtype)
              for g, k in zip(leaves, keys)]
     return (jax.tree.unflatten(treedef, noisy),
             AddNoiseState(count=count, rng_key=rng_key))

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
+from gradtx._src import tree as T
 from gradtx._src import validation as V
 
 
@@ -16,7 +17,7 @@ def scale(step_size: Any) -> base.GradientTransformation:
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    return jax.tree.map(lambda g: step_size * g, updates), state
+    return jax.tree.map(lambda g: T.like(step_size, g) * g, updates), state
 
   update_fn.gradtx_name = "scale"
   return base.GradientTransformation(base.init_empty_state, update_fn)

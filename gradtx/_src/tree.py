@@ -50,6 +50,34 @@ def tree_global_norm(tree: Any) -> jax.Array:
   return jnp.sqrt(tree_norm_sq(tree))
 
 
+def at(h: Any, count: Any) -> Any:
+  """A hyperparameter's value at step ``count``: ``h(count)`` for a schedule."""
+  return h(count) if callable(h) else h
+
+
+def like(h: Any, x: jax.Array) -> Any:
+  """``h`` as a scalar of ``x``'s dtype, so it never promotes ``x``.
+
+  Python numbers are left alone (they are weakly typed already); arrays, from
+  a schedule or ``inject_hyperparams``, are cast.
+  """
+  if isinstance(h, (int, float)):
+    return h
+  return jnp.asarray(h).astype(x.dtype)
+
+
+def pair(h: Any, x: jax.Array) -> tuple:
+  """``(h, 1 - h)`` for a decay ``h``, each as a scalar of ``x``'s dtype.
+
+  ``1 - h`` is formed before the cast: in bfloat16, 0.999 rounds to 1 and
+  ``1 - bf16(0.999)`` would be 0, where ``bf16(1 - 0.999)`` is 0.001.
+  """
+  if isinstance(h, (int, float)):
+    return h, 1 - h
+  h = jnp.asarray(h)
+  return h.astype(x.dtype), (1 - h).astype(x.dtype)
+
+
 def abs_sq(x: jax.Array) -> jax.Array:
   """``|x|**2`` for real or complex ``x``, in the real dtype."""
   if jnp.iscomplexobj(x):

@@ -1,0 +1,136 @@
+"""Hyperparameters as schedules, and inject_hyperparams."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradtx
+from common import GRADS, PARAMS, assert_close, trajectory
+
+
+def decay_sched(count):
+  return 0.5 + 0.4 * jnp.minimum(count, 10) / 10  # 0.5 -> 0.9
+
+
+def small_sched(count):
+  return 1e-2 / (1.0 + count)
+
+
+# (id, gradtx builder, optax builder with the same hyperparameter injected)
+SCHEDULED = [
+    ("sgd_momentum", lambda: gradtx.sgd(0.1, momentum=decay_sched),
+     lambda: optax.inject_hyperparams(optax.sgd)(0.1, momentum=decay_sched)),
+    ("adam_b1", lambda: gradtx.adam(1e-2, b1=decay_sched),
+     lambda: optax.inject_hyperparams(optax.adam)(1e-2, b1=decay_sched)),
+    ("adam_b2", lambda: gradtx.adam(1e-2, b2=decay_sched),
+     lambda: optax.inject_hyperparams(optax.adam)(1e-2, b2=decay_sched)),
+    ("rmsprop_decay", lambda: gradtx.rmsprop(1e-2, decay=decay_sched),
+     lambda: optax.inject_hyperparams(optax.rmsprop)(1e-2,
+                                                     decay=decay_sched)),
+    ("adadelta_rho", lambda: gradtx.adadelta(0.5, rho=decay_sched),
+     lambda: optax.inject_hyperparams(optax.adadelta)(0.5, rho=decay_sched)),
+    ("adamw_decay", lambda: gradtx.adamw(1e-2, weight_decay=small_sched),
+     lambda: optax.inject_hyperparams(optax.adamw)(
+         1e-2, weight_decay=small_sched)),
+    ("noisy_sgd_eta", lambda: gradtx.noisy_sgd(1e-2, eta=small_sched,
+                                               key=jax.random.key(0)),
+     lambda: optax.inject_hyperparams(optax.noisy_sgd)(
+         1e-2, eta=small_sched, key=jax.random.key(0))),
+]
+
+
+@pytest.mark.parametrize("ours,theirs", [c[1:] for c in SCHEDULED],
+                         ids=[c[0] for c in SCHEDULED])
+def test_scheduled_hyperparameter_matches_optax_injection(ours, theirs):
+  for a, b in zip(trajectory(ours()), trajectory(theirs())):
+    assert_close(a, b)
+
+
+def test_scheduled_final_lr_bounds_adabound():
+  """A final_lr schedule is used as it is for the bounds."""
+  tx = gradtx.adabound(1e-3, final_lr=lambda c: 0.05, gamma=100.0)
+  state = tx.init(PARAMS)
+  u, state = tx.update(GRADS[0], state, PARAMS)
+  ratio = np.asarray(-u["w"] / state[1].mu["w"])
+  lower, upper = 0.05 * (1 - 1 / 101), 0.05 * (1 + 1 / 100)
+  assert np.all((ratio >= lower * (1 - 1e-12)) & (ratio <= upper * (1 + 1e-12)))
+
+
+INJECTABLE = [
+    ("sgd", gradtx.sgd, dict(learning_rate=0.1, momentum=0.9)),
+    ("adam", gradtx.adam, dict(learning_rate=1e-2)),
+    ("adamw", gradtx.adamw, dict(learning_rate=1e-2, weight_decay=1e-2)),
+    ("rmsprop", gradtx.rmsprop, dict(learning_rate=1e-2, centered=True)),
+    ("radam", gradtx.radam, dict(learning_rate=1e-2)),
+    ("adabound", gradtx.adabound, dict(learning_rate=1e-2, final_lr=0.05)),
+    ("amsgrad", gradtx.amsgrad, dict(learning_rate=1e-2)),
+]
+
+
+@pytest.mark.parametrize("factory,kw", [c[1:] for c in INJECTABLE],
+                         ids=[c[0] for c in INJECTABLE])
+def test_injected_equals_plain_bit_for_bit_in_float64(factory, kw):
+  plain = trajectory(factory(**kw))
+  injected = trajectory(gradtx.inject_hyperparams(factory)(**kw))
+  for (u1, p1), (u2, p2) in zip(plain, injected):
+    for a, b in zip(jax.tree.leaves((u1, p1)), jax.tree.leaves((u2, p2))):
+      assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_changing_the_learning_rate_five_times_compiles_once():
+  tx = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=1e-2)
+  ref_tx = gradtx.adam
+  params = {"w": jnp.linspace(-1.0, 1.0, 6)}
+  loss = lambda p: jnp.sum((p["w"] - 0.3) ** 2)
+  traces = []
+
+  @jax.jit
+  def step(p, s):
+    traces.append(1)
+    u, s = tx.update(jax.grad(loss)(p), s, p)
+    return gradtx.apply_updates(p, u), s
+
+  schedule = [1e-2, 0.3, np.float32(0.05), jnp.asarray(1e-3), 2e-2]
+  p, s = params, tx.init(params)
+  for lr in schedule:
+    s.hyperparams["learning_rate"] = lr
+    p, s = step(p, s)
+  assert len(traces) == 1
+  assert float(s.hyperparams["learning_rate"]) == pytest.approx(2e-2)
+
+  # The same trajectory as plain Adam whose learning rate follows the list.
+  lr_sched = lambda c: jnp.asarray([float(x) for x in schedule])[c]
+  ref = ref_tx(lr_sched)
+  q, r = params, ref.init(params)
+  for _ in schedule:
+    u, r = ref.update(jax.grad(loss)(q), r, q)
+    q = gradtx.apply_updates(q, u)
+  np.testing.assert_allclose(p["w"], q["w"], rtol=1e-12)
+
+
+def test_schedule_given_to_inject_is_evaluated_and_logged():
+  tx = gradtx.inject_hyperparams(gradtx.sgd)(
+      learning_rate=lambda c: 0.1 * (c + 1))
+  state = tx.init(PARAMS)
+  for k in range(3):
+    _, state = tx.update(GRADS[k], state)
+    assert float(state.hyperparams["learning_rate"]) == pytest.approx(
+        0.1 * (k + 1))
+
+
+def test_bad_static_args_and_bad_values_are_refused():
+  with pytest.raises(ValueError, match="static_args"):
+    gradtx.inject_hyperparams(gradtx.adam, static_args="beta1")
+  with pytest.raises(ValueError, match="b1"):
+    gradtx.inject_hyperparams(gradtx.adam)(learning_rate=1e-3, b1=2.0)
+
+
+def test_injected_state_works_under_optax_and_keeps_bfloat16_params():
+  params = {"w": jnp.ones(4, jnp.bfloat16)}
+  tx = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=1e-2)
+  state = tx.init(params)
+  assert state.hyperparams["b2"].dtype == jnp.float32  # 0.999, not 1.0
+  u, state = jax.jit(tx.update)({"w": jnp.ones(4, jnp.bfloat16)}, state)
+  assert u["w"].dtype == jnp.bfloat16
