@@ -44,6 +44,7 @@ from gradtx._src.alias import nadam
 from gradtx._src.alias import nadamw
 from gradtx._src.alias import noisy_sgd
 from gradtx._src.alias import radam
+from gradtx._src.alias import ranger
 from gradtx._src.alias import rmsprop
 from gradtx._src.alias import rprop
 from gradtx._src.alias import sgd
@@ -62,6 +63,8 @@ from gradtx._src.combine import named_chain
 from gradtx._src.inject import Hyperparams
 from gradtx._src.inject import InjectHyperparamsState
 from gradtx._src.inject import inject_hyperparams
+from gradtx._src.lookahead import LookaheadState
+from gradtx._src.lookahead import lookahead
 from gradtx._src.lr_find import LRFindResult
 from gradtx._src.lr_find import lr_find
 from gradtx._src.scaling import ScaleByScheduleState
@@ -84,6 +87,8 @@ from gradtx._src.schedules import polynomial_schedule
 from gradtx._src.schedules import sgdr_schedule
 from gradtx._src.schedules import warmup_cosine_decay_schedule
 from gradtx._src.schedules import warmup_exponential_decay_schedule
+from gradtx._src.swats import SwatsState
+from gradtx._src.swats import swats
 from gradtx._src.tree import tree_cast
 from gradtx._src.tree import tree_full_like
 from gradtx._src.tree import tree_global_norm
@@ -105,6 +110,7 @@ __all__ = (
     "Hyperparams",
     "InjectHyperparamsState",
     "LRFindResult",
+    "LookaheadState",
     "MaskedNode",
     "MaskedState",
     "ScaleByAdaDeltaState",
@@ -114,6 +120,7 @@ __all__ = (
     "ScaleByRssState",
     "ScaleByScheduleState",
     "ScaleByStddevState",
+    "SwatsState",
     "TraceState",
     "adabound",
     "adadelta",
@@ -145,6 +152,7 @@ __all__ = (
     "join_schedules",
     "linear_onecycle_schedule",
     "linear_schedule",
+    "lookahead",
     "lr_find",
     "masked",
     "nadam",
@@ -154,6 +162,7 @@ __all__ = (
     "piecewise_constant_schedule",
     "polynomial_schedule",
     "radam",
+    "ranger",
     "rectify",
     "rmsprop",
     "rprop",
@@ -173,6 +182,7 @@ __all__ = (
     "sgdw",
     "stateless",
     "stateless_with_tree_map",
+    "swats",
     "trace",
     "tree_cast",
     "tree_full_like",

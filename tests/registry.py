@@ -76,6 +76,14 @@ SPECS = [
     Spec("adam_amsgrad_rectify_bound", lambda lr: gradtx.chain(
         gradtx.scale_by_adam(), gradtx.amsgrad_max(), gradtx.rectify(),
         gradtx.bound_lr(lr, final_lr=lr)), 0.05, 3e-3),
+    Spec("lookahead_sgd", lambda lr: gradtx.lookahead(
+        gradtx.sgd(lr, momentum=0.9), sync_period=5), 0.05, 1e-3,
+         needs_params=True),
+    Spec("ranger", lambda lr: gradtx.ranger(lr), 0.05, 5e-3,
+         needs_params=True, rosenbrock_steps=10000),
+    Spec("swats", lambda lr: gradtx.swats(lr), 0.05, 0.02),
+    Spec("swats_per_leaf", lambda lr: gradtx.swats(lr, per_leaf=True), 0.05,
+         0.02),
     Spec("clipped_adam", lambda lr: gradtx.chain(
         gradtx.clip_by_global_norm(10.0), gradtx.adam(lr)), 0.05, 0.02),
 ]

@@ -14,6 +14,7 @@ from gradtx._src import adaptive
 from gradtx._src import adding
 from gradtx._src import base
 from gradtx._src import combine
+from gradtx._src import lookahead as lookahead_lib
 from gradtx._src import scaling
 from gradtx._src import validation as V
 
@@ -490,3 +491,37 @@ def amsbound(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.9,
       adaptive.scale_by_adam(b1, b2, eps),
       adam_family.amsgrad_max(max_of_raw=True),
       adam_family.bound_lr(learning_rate, final_lr, gamma))
+
+
+def ranger(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.95,
+           b2: Any = 0.999, eps: Any = 1e-5, threshold: Any = 5.0,
+           sync_period: int = 6, slow_step_size: Any = 0.5,
+           weight_decay: base.ScalarOrSchedule = 0.0,
+           ) -> base.GradientTransformation:
+  r"""Ranger: Lookahead over RAdam (the seeds' "RAdam + Lookahead").
+
+  .. math::
+     \theta_t = \theta_{t-1} + \text{RAdam}(g_t);\quad
+     \text{every } k \text{ steps: }
+     \phi \leftarrow \phi + \alpha(\theta_t - \phi),\ \theta_t
+     \leftarrow \phi
+
+  RAdam (Liu et al., ICLR 2020) inside :func:`gradtx.lookahead` (Zhang et
+  al., NeurIPS 2019). The defaults are those of Less Wright's original
+  Ranger (2019): ``lr=1e-3, betas=(0.95, 0.999), eps=1e-5, k=6,
+  alpha=0.5``, RAdam threshold 5; ``weight_decay`` is L2, added to the
+  gradient as that code does. Ranger's later gradient centralisation is not
+  included.
+
+  Example:
+    >>> import gradtx
+    >>> tx = gradtx.ranger(1e-3)
+  """
+  V.check_learning_rate("ranger", learning_rate)
+  return lookahead_lib.lookahead(
+      combine.chain(
+          _l2(weight_decay),
+          adaptive.scale_by_adam(b1, b2, eps),
+          adam_family.rectify(threshold),
+          scaling.scale_by_learning_rate(learning_rate)),
+      sync_period=sync_period, slow_step_size=slow_step_size)

@@ -29,6 +29,12 @@ def tree_full_like(tree: Any, value: Any, dtype: Optional[Any] = None) -> Any:
   return jax.tree.map(lambda x: jnp.full_like(x, value, dtype=dtype), tree)
 
 
+def tree_map_leaves(f: Callable[[Any], Any], tree: Any) -> Any:
+  """``jax.tree.map(f, tree)``, skipping ``None`` leaves."""
+  return jax.tree.map(lambda x: None if x is None else f(x), tree,
+                      is_leaf=_is_none)
+
+
 def tree_cast(tree: Any, dtype: Optional[Any]) -> Any:
   """Casts every leaf to ``dtype``; ``dtype=None`` leaves the tree as it is."""
   if dtype is None:

@@ -1,0 +1,187 @@
+"""lookahead, ranger and swats against float64 transcriptions."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradtx
+from common import GRADS, PARAMS, trajectory
+
+# --- lookahead: Zhang et al. (2019), Algorithm 1 ------------------------------
+
+
+def lookahead_sgd_reference(grads, params, lr, momentum, k, alpha, reset):
+  """Algorithm 1 with SGD+momentum as A, fast weights reset to the slow ones."""
+  theta = [np.asarray(x, np.float64) for x in jax.tree.leaves(params)]
+  phi = [x.copy() for x in theta]
+  v = [np.zeros_like(x) for x in theta]
+  out = []
+  for t, g in enumerate(grads, start=1):
+    g = [np.asarray(x) for x in jax.tree.leaves(g)]
+    v = [momentum * vi + gi for vi, gi in zip(v, g)]
+    theta = [th - lr * vi for th, vi in zip(theta, v)]
+    if t % k == 0:
+      phi = [ph + alpha * (th - ph) for ph, th in zip(phi, theta)]
+      theta = [ph.copy() for ph in phi]
+      if reset:
+        v = [np.zeros_like(x) for x in v]
+    out.append(theta)
+  return out
+
+
+@pytest.mark.parametrize("k,alpha,reset", [(5, 0.5, False), (3, 0.8, True),
+                                           (1, 0.3, False)])
+def test_lookahead_sgd_matches_algorithm_1(k, alpha, reset):
+  tx = gradtx.lookahead(gradtx.sgd(1e-2, momentum=0.9), sync_period=k,
+                        slow_step_size=alpha, reset_state=reset)
+  ours = [jax.tree.leaves(p) for _, p in trajectory(tx)]
+  ref = lookahead_sgd_reference(GRADS, PARAMS, 1e-2, 0.9, k, alpha, reset)
+  for step, (a, b) in enumerate(zip(ours, ref), start=1):
+    for x, y in zip(a, b):
+      np.testing.assert_allclose(np.asarray(x), y, rtol=1e-12, atol=1e-15,
+                                 err_msg=f"step {step}")
+
+
+def test_lookahead_params_are_the_slow_weights_after_a_sync():
+  tx = gradtx.lookahead(gradtx.adam(1e-2), sync_period=4)
+  params, state = PARAMS, tx.init(PARAMS)
+  for g in GRADS[:8]:
+    u, state = tx.update(g, state, params)
+    params = gradtx.apply_updates(params, u)
+  for p, s in zip(jax.tree.leaves(params), jax.tree.leaves(state.slow)):
+    np.testing.assert_allclose(p, s, rtol=1e-15, atol=1e-15)
+
+
+def test_lookahead_with_adam_trains_flax_params_unchanged():
+  flax_linen = pytest.importorskip("flax.linen")
+  from flax.core import freeze
+
+  model = flax_linen.Dense(4)
+  x = jnp.linspace(-1, 1, 24).reshape(6, 4)
+  y = jnp.sin(x)
+  params = freeze(model.init(jax.random.key(0), x))
+  loss = lambda p: jnp.mean((model.apply(p, x) - y) ** 2)
+  tx = gradtx.lookahead(gradtx.adam(3e-2), sync_period=5)
+  state = tx.init(params)
+
+  @jax.jit
+  def step(p, s):
+    u, s = tx.update(jax.grad(loss)(p), s, p)
+    return gradtx.apply_updates(p, u), s
+
+  start = float(loss(params))
+  for _ in range(100):
+    params, state = step(params, state)
+  assert type(params).__name__ == "FrozenDict"
+  assert float(loss(params)) < 0.2 * start
+
+
+def test_ranger_is_lookahead_over_radam_with_its_defaults():
+  ours = trajectory(gradtx.ranger(1e-2))
+  ref = trajectory(gradtx.lookahead(
+      gradtx.radam(1e-2, b1=0.95, b2=0.999, eps=1e-5), sync_period=6,
+      slow_step_size=0.5))
+  for (u1, p1), (u2, p2) in zip(ours, ref):
+    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
+      assert np.array_equal(a, b)
+
+
+def test_lookahead_validation():
+  with pytest.raises(ValueError, match="lookahead: sync_period"):
+    gradtx.lookahead(gradtx.sgd(0.1), sync_period=0)
+  with pytest.raises(ValueError, match="lookahead: slow_step_size"):
+    gradtx.lookahead(gradtx.sgd(0.1), slow_step_size=1.5)
+  tx = gradtx.lookahead(gradtx.sgd(0.1))
+  with pytest.raises(ValueError, match="lookahead: this transform needs"):
+    tx.update(PARAMS, tx.init(PARAMS))
+
+
+# --- swats: Keskar & Socher (2017), Algorithm 1 -------------------------------
+
+A = jnp.logspace(0.0, 1.0, 12)  # an ill-conditioned quadratic, 0.5 w'Aw
+LR, EPS = 1e-3, 1e-7
+
+
+def _noisy_grads(steps, seed=0):
+  keys = jax.random.split(jax.random.key(seed), steps)
+  return [jax.random.normal(k, A.shape) for k in keys]
+
+
+def _run_swats(tx, w, noise):
+  state = tx.init(w)
+  ws, us, gs, states = [], [], [], []
+  step = jax.jit(lambda w, s, n: tx.update(A * w + n, s))
+  for n in noise:
+    u, state = step(w, state, n)
+    gs.append(np.asarray(A * w + n))
+    w = w + u
+    us.append(np.asarray(u))
+    states.append(state)
+  return us, gs, states
+
+
+def test_swats_switches_and_follows_adam_then_sgd():
+  noise = _noisy_grads(600)
+  us, gs, states = _run_swats(gradtx.swats(LR, eps=EPS), jnp.ones(12), noise)
+  last = states[-1]
+  assert bool(last.switched), "SWATS never switched on the quadratic"
+  k_switch = int(last.switch_step)
+  assert 1 < k_switch < 600
+  rate = float(last.sgd_lr)
+  assert rate > 0
+  b1, b2 = 0.9, 0.999
+  # Independent transcription: Adam's steps until the switch (inclusive).
+  m = np.zeros(12)
+  a = np.zeros(12)
+  lam = 0.0
+  for k in range(1, k_switch + 1):
+    g = gs[k - 1]
+    m = b1 * m + (1 - b1) * g
+    a = b2 * a + (1 - b2) * g * g
+    p = -LR * np.sqrt(1 - b2 ** k) / (1 - b1 ** k) * m / (np.sqrt(a) + EPS)
+    np.testing.assert_allclose(us[k - 1], p, rtol=1e-10, err_msg=f"step {k}")
+    gamma = p @ p / (-p @ g)
+    lam = b2 * lam + (1 - b2) * gamma
+    crossed = abs(lam / (1 - b2 ** k) - gamma) < EPS
+    assert (crossed and k > 1) == (k == k_switch), f"switch rule at step {k}"
+  np.testing.assert_allclose(rate, lam / (1 - b2 ** k_switch), rtol=1e-10)
+  assert int(states[k_switch - 2].switch_step) == 0
+  # Then SGD with momentum at the exposed rate, v starting from zero.
+  v = np.zeros(12)
+  for k in range(k_switch + 1, 601):
+    v = b1 * v + gs[k - 1]
+    np.testing.assert_allclose(us[k - 1], -(1 - b1) * rate * v, rtol=1e-10,
+                               err_msg=f"step {k}")
+
+
+def test_swats_per_leaf_switches_each_leaf_on_its_own():
+  noise = _noisy_grads(600, seed=1)
+  tx = gradtx.swats(LR, eps=EPS, per_leaf=True)
+  w = {"a": jnp.ones(6), "b": jnp.ones(6)}
+  state = tx.init(w)
+  step = jax.jit(lambda w, s, n: tx.update(
+      {"a": A[:6] * w["a"] + n[:6], "b": A[6:] * w["b"] + n[6:]}, s))
+  for n in noise:
+    u, state = step(w, state, n)
+    w = gradtx.apply_updates(w, u)
+  assert jax.tree.structure(state.switched) == jax.tree.structure(w)
+  # Each leaf's state is exactly that of a global SWATS run on that leaf.
+  for name, sl in (("a", slice(0, 6)), ("b", slice(6, 12))):
+    solo = gradtx.swats(LR, eps=EPS)
+    s1 = solo.init(jnp.ones(6))
+    w1 = jnp.ones(6)
+    st = jax.jit(lambda w, s, n: solo.update(A[sl] * w + n[sl], s))
+    for n in noise:
+      u1, s1 = st(w1, s1, n)
+      w1 = w1 + u1
+    assert bool(s1.switched) == bool(state.switched[name])
+    assert int(s1.switch_step) == int(state.switch_step[name])
+    np.testing.assert_allclose(w1, w[name], rtol=1e-10)
+
+
+def test_swats_state_exposes_the_switch_for_logging():
+  state = gradtx.swats(1e-3).init({"w": jnp.ones(3)})
+  assert state.switched.dtype == jnp.bool_ and state.switch_step.dtype == \
+      jnp.int32
+  assert state.sgd_lr.shape == ()
