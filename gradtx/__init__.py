@@ -93,9 +93,14 @@ from gradtx._src.tree import tree_cast
 from gradtx._src.tree import tree_full_like
 from gradtx._src.tree import tree_global_norm
 from gradtx._src.tree import tree_zeros_like
+from gradtx._src.wrappers import EmaParamsState
 from gradtx._src.wrappers import MaskedNode
 from gradtx._src.wrappers import MaskedState
+from gradtx._src.wrappers import PartitionState
+from gradtx._src.wrappers import ema_params
+from gradtx._src.wrappers import freeze
 from gradtx._src.wrappers import masked
+from gradtx._src.wrappers import partition
 
 __version__ = "0.1.0"
 
@@ -104,6 +109,7 @@ __all__ = (
     "AddDecayedWeightsState",
     "AddNoiseState",
     "AmsgradMaxState",
+    "EmaParamsState",
     "EmaState",
     "EmptyState",
     "GradientTransformation",
@@ -113,6 +119,7 @@ __all__ = (
     "LookaheadState",
     "MaskedNode",
     "MaskedState",
+    "PartitionState",
     "ScaleByAdaDeltaState",
     "ScaleByAdamState",
     "ScaleByRmsState",
@@ -144,7 +151,9 @@ __all__ = (
     "cosine_warm_restarts_schedule",
     "cyclic_schedule",
     "ema",
+    "ema_params",
     "exponential_decay",
+    "freeze",
     "identity",
     "inject_hyperparams",
     "inverse_sqrt_decay",
@@ -159,6 +168,7 @@ __all__ = (
     "nadamw",
     "named_chain",
     "noisy_sgd",
+    "partition",
     "piecewise_constant_schedule",
     "polynomial_schedule",
     "radam",

@@ -27,6 +27,8 @@ class Spec:
     needs_params: update() must be given params.
     rosenbrock_tol: the Rosenbrock loss (24.2 at the start) it must get
       below within ``rosenbrock_steps``.
+    converges: whether the convergence tests apply (False for a wrapper
+      that keeps some params still on purpose).
   """
 
   name: str
@@ -36,9 +38,18 @@ class Spec:
   needs_params: bool = False
   rosenbrock_tol: float = 0.05
   rosenbrock_steps: int = 3000
+  converges: bool = True
 
 
 KEY = jax.random.key(0)
+
+
+def _by_size(params):
+  return jax.tree.map(lambda x: "big" if x.size > 2 else "small", params)
+
+
+def _big(params):
+  return jax.tree.map(lambda x: x.size > 2, params)
 
 SPECS = [
     Spec("sgd", lambda lr: gradtx.sgd(lr), 0.1, 1e-3),
@@ -84,6 +95,18 @@ SPECS = [
     Spec("swats", lambda lr: gradtx.swats(lr), 0.05, 0.02),
     Spec("swats_per_leaf", lambda lr: gradtx.swats(lr, per_leaf=True), 0.05,
          0.02),
+    Spec("partition", lambda lr: gradtx.partition(
+        {"big": gradtx.adam(lr), "small": gradtx.sgd(lr / 20, momentum=0.9)},
+        _by_size), 0.05, 0.02),
+    Spec("masked_adam", lambda lr: gradtx.chain(
+        gradtx.masked(gradtx.scale_by_adam(), _big),
+        gradtx.scale_by_learning_rate(lr)), 0.05, 1e-3),
+    Spec("ema_params", lambda lr: gradtx.chain(gradtx.adam(lr),
+                                               gradtx.ema_params(0.9)),
+         0.05, 0.02, needs_params=True),
+    Spec("freeze", lambda lr: gradtx.chain(gradtx.adam(lr),
+                                           gradtx.freeze(_big)),
+         0.05, 0.02, converges=False),
     Spec("clipped_adam", lambda lr: gradtx.chain(
         gradtx.clip_by_global_norm(10.0), gradtx.adam(lr)), 0.05, 0.02),
 ]

@@ -2,12 +2,55 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, Callable, Hashable, Mapping, NamedTuple, Union
 
 import jax
+import jax.numpy as jnp
 
 from gradtx._src import base
 from gradtx._src import combine
+from gradtx._src import tree as T
+from gradtx._src import validation as V
+
+
+def _key_name(k: Any) -> Any:
+  for attr in ("key", "name", "idx"):
+    if hasattr(k, attr):
+      return getattr(k, attr)
+  return str(k)
+
+
+def broadcast_to_params(fn: str, spec: Any, params: Any) -> Any:
+  """A tree of per-leaf values with ``params``' structure, from ``spec``.
+
+  ``spec`` (a mask or a tree of labels) may be a function of the params, a
+  tree of the same structure, or a prefix of it (one value for a whole
+  subtree). Container types need not match: a plain dict works for a Flax
+  ``FrozenDict`` or an ``nnx.State`` (leaves are matched by key path, and
+  the ``.value`` of an nnx variable by its parent's path).
+  """
+  spec = spec(params) if callable(spec) else spec
+  try:
+    return jax.tree.map(lambda v, sub: jax.tree.map(lambda _: v, sub), spec,
+                        params)
+  except (ValueError, TypeError):
+    pass
+  table = {tuple(_key_name(k) for k in path): v
+           for path, v in jax.tree_util.tree_flatten_with_path(spec)[0]}
+  paths, treedef = jax.tree_util.tree_flatten_with_path(params)
+  out = []
+  for path, _ in paths:
+    names = tuple(_key_name(k) for k in path)
+    for n in range(len(names), -1, -1):
+      if names[:n] in table:
+        out.append(table[names[:n]])
+        break
+    else:
+      raise ValueError(
+          f"{fn}: no entry for the param at {jax.tree_util.keystr(path)}. "
+          f"Give a value for every param, or for one of its parent keys; the "
+          f"spec has entries for {sorted(map(str, table))[:8]}.")
+  return jax.tree.unflatten(treedef, out)
 
 
 class MaskedNode(NamedTuple):
@@ -41,7 +84,7 @@ def masked(inner: base.GradientTransformation,
     return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask_tree, tree)
 
   def get_mask(tree):
-    return mask(tree) if callable(mask) else mask
+    return broadcast_to_params("masked", mask, tree)
 
   def init_fn(params):
     return MaskedState(inner_state=inner.init(apply_mask(params,
@@ -62,4 +105,141 @@ def masked(inner: base.GradientTransformation,
     return updates, MaskedState(inner_state=inner_state)
 
   update_fn.gradtx_name = "masked"
+  return base.GradientTransformation(init_fn, update_fn)
+
+
+class PartitionState(NamedTuple):
+  """One inner state per label."""
+  inner_states: dict
+
+
+def partition(transforms: Mapping[Hashable, base.GradientTransformation],
+              param_labels: Union[Any, Callable[[Any], Any]],
+              ) -> base.GradientTransformation:
+  """Param groups: a different transform for each label of the params.
+
+  ``param_labels`` is a tree of labels with the params' structure (or a
+  prefix of it, or a plain dict for a Flax ``FrozenDict`` / ``nnx.State``),
+  or a function from params to one. Each transform sees only its own
+  leaves: its state holds nothing for the others.
+
+  Example:
+    >>> import gradtx, jax.numpy as jnp
+    >>> params = {"encoder": {"w": jnp.ones(3)}, "head": {"w": jnp.ones(2)}}
+    >>> tx = gradtx.partition(
+    ...     {"slow": gradtx.adam(1e-4), "fast": gradtx.sgd(1e-2)},
+    ...     {"encoder": "slow", "head": "fast"})
+    >>> state = tx.init(params)
+  """
+  fn = "partition"
+  if not transforms:
+    raise ValueError(f"{fn}: transforms is empty; give a dict label -> "
+                     f"transform.")
+  for label, tx in transforms.items():
+    if not (hasattr(tx, "init") and hasattr(tx, "update")):
+      raise TypeError(f"{fn}: transforms[{label!r}] is {tx!r}, not a "
+                      f"gradient transformation.")
+
+  def labels_of(tree):
+    labels = broadcast_to_params(fn, param_labels, tree)
+    unknown = set(jax.tree.leaves(labels)) - set(transforms)
+    if unknown:
+      raise ValueError(
+          f"{fn}: the params carry labels {sorted(map(str, unknown))} that "
+          f"have no transform; transforms has {sorted(map(str, transforms))}.")
+    return labels
+
+  def masks(tree):
+    labels = labels_of(tree)
+    return {label: jax.tree.map(lambda l, label=label: l == label, labels)
+            for label in transforms}
+
+  def init_fn(params):
+    m = masks(params)
+    return PartitionState(inner_states={
+        label: masked(tx, m[label]).init(params)
+        for label, tx in transforms.items()})
+
+  def update_fn(updates, state, params=None, **extra_args):
+    m = masks(updates)
+    new_states = {}
+    for label, tx in transforms.items():
+      updates, new_states[label] = masked(tx, m[label]).update(
+          updates, state.inner_states[label], params, **extra_args)
+    return updates, PartitionState(inner_states=new_states)
+
+  update_fn.gradtx_name = fn
+  return base.GradientTransformation(init_fn, update_fn)
+
+
+def freeze(mask: Union[Any, Callable[[Any], Any]],
+           ) -> base.GradientTransformation:
+  """Zeroes the updates of the leaves where ``mask`` is True.
+
+  Chain it last (after the learning rate) so frozen params never move; the
+  optimizer before it still keeps state for them. To keep no state for
+  frozen params, use ``partition({"train": opt, "frozen": freeze(True)},
+  labels)`` instead.
+
+  Example:
+    >>> import gradtx, jax.numpy as jnp
+    >>> tx = gradtx.chain(gradtx.adam(1e-3),
+    ...                   gradtx.freeze({"backbone": True, "head": False}))
+  """
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    m = broadcast_to_params("freeze", mask, updates)
+    return jax.tree.map(lambda f, u: jnp.zeros_like(u) if f else u, m,
+                        updates), state
+
+  update_fn.gradtx_name = "freeze"
+  return base.GradientTransformation(base.init_empty_state, update_fn)
+
+
+class EmaParamsState(NamedTuple):
+  """Step count and the moving average of the params."""
+  count: jax.Array
+  ema: Any
+
+
+def ema_params(decay: Any = 0.999) -> base.GradientTransformation:
+  r"""Keeps an exponential moving average of the weights, for evaluation.
+
+  .. math::
+     ar	heta_t = eta\,ar	heta_{t-1} + (1-eta)\,	heta_t,\qquad
+     ar	heta_0 = 	heta_0
+
+  (Polyak & Juditsky 1992 averaging, in its exponential form). The updates
+  pass through unchanged; put it last in the chain so that
+  :math:`	heta_t` is ``params + updates``. Read ``state.ema`` (for a
+  chain, the last member's state) to evaluate.
+
+  Example:
+    >>> import gradtx, jax.numpy as jnp
+    >>> tx = gradtx.chain(gradtx.adam(1e-3), gradtx.ema_params(0.99))
+    >>> state = tx.init({"w": jnp.ones(2)})
+  """
+  fn = "ema_params"
+  V.check_decay(fn, "decay", decay)
+
+  def init_fn(params):
+    return EmaParamsState(count=base.zero_count(),
+                          ema=jax.tree.map(jnp.asarray, params))
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
+    if params is None:
+      raise ValueError(base.NO_PARAMS_MSG.format(name=fn))
+    beta = T.at(decay, state.count)
+
+    def leaf(u, p, e):
+      b, omb = T.pair(beta, e)
+      return (b * e + omb * (p + u).astype(e.dtype),)
+
+    ema = T.leafwise(leaf, 1, updates, params, state.ema, name=fn)[0]
+    return updates, EmaParamsState(count=base.safe_increment(state.count),
+                                   ema=ema)
+
+  update_fn.gradtx_name = fn
   return base.GradientTransformation(init_fn, update_fn)
