@@ -48,9 +48,8 @@ def add_decayed_weights(weight_decay: base.ScalarOrSchedule = 0.0,
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG.format(name="add_decayed_weights"))
     s = weight_decay(state.count) if callable(weight_decay) else weight_decay
-    updates = jax.tree.map(
-        lambda g, p: None if g is None else g + T.like(s, g) * p, updates,
-        params, is_leaf=lambda x: x is None)
+    updates = T.leafwise(lambda g, p: (g + T.like(s, g) * p,), 1, updates,
+                         params, name="add_decayed_weights")[0]
     return updates, new_state
 
   update_fn.gradtx_name = "add_decayed_weights"

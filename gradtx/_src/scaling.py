@@ -17,7 +17,8 @@ def scale(step_size: Any) -> base.GradientTransformation:
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    return jax.tree.map(lambda g: T.like(step_size, g) * g, updates), state
+    return T.leafwise(lambda g: (T.like(step_size, g) * g,), 1, updates,
+                      name="scale")[0], state
 
   update_fn.gradtx_name = "scale"
   return base.GradientTransformation(base.init_empty_state, update_fn)
@@ -47,8 +48,8 @@ def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any],
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
     step_size = step_size_fn(state.count)
-    updates = jax.tree.map(
-        lambda g: jnp.array(step_size, dtype=g.dtype) * g, updates)
+    updates = T.leafwise(lambda g: (jnp.array(step_size, dtype=g.dtype) * g,),
+                         1, updates, name="scale_by_schedule")[0]
     return updates, ScaleByScheduleState(
         count=base.safe_increment(state.count))
 

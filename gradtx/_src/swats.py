@@ -146,7 +146,7 @@ def swats(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
       return u, mu, nu
 
     u, mu, nu = T.leafwise(apply_leaf, 3, updates, p, m_new, a_new, state.mu,
-                           state.nu, *flags, name=fn)
+                           state.nu, *flags, name=fn, same_shape=False)
     return u, SwatsState(count=k, mu=mu, nu=nu, lam=lam, sgd_lr=sgd_lr,
                          switched=switched, switch_step=switch_step)
 

@@ -91,26 +91,70 @@ def abs_sq(x: jax.Array) -> jax.Array:
   return x * x
 
 
+def _paths(tree: Any) -> list:
+  return [jax.tree_util.keystr(p) for p, _ in
+          jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_none)[0]]
+
+
+def _structure_error(name: str, tree: Any, other: Any, i: int) -> ValueError:
+  mine, theirs = _paths(tree), _paths(other)
+  missing = [p for p in theirs if p not in set(mine)]
+  extra = [p for p in mine if p not in set(theirs)]
+  if missing or extra:
+    detail = ""
+    if extra:
+      detail += ("\n  in the updates but not in the state: "
+                 + ", ".join(extra[:5]))
+    if missing:
+      detail += ("\n  in the state but not in the updates: "
+                 + ", ".join(missing[:5]))
+  else:
+    detail = (f"\n  the keys agree but the containers differ:"
+              f"\n  updates: {jax.tree.structure(tree, is_leaf=_is_none)}"
+              f"\n  state:   {jax.tree.structure(other, is_leaf=_is_none)}")
+  return ValueError(
+      f"{name}: the updates do not match the optimizer state (state tree "
+      f"#{i + 1}).{detail}\n  Was the state built by init() on params with "
+      f"the same keys and containers as these gradients?")
+
+
 def leafwise(fn: Callable[..., tuple], n_out: int, tree: Any, *rest: Any,
-             name: str = "gradtx") -> tuple:
+             name: str = "gradtx", same_shape: bool = True) -> tuple:
   """Applies ``fn(leaf, *rest_leaves) -> tuple`` once per leaf of ``tree``.
 
   Returns ``n_out`` trees with ``tree``'s structure. Leaves of ``tree`` that
   are ``None`` give ``None`` in every output. ``rest`` trees must have the
-  same structure as ``tree`` (their ``None`` leaves are passed as ``None``).
+  same structure as ``tree`` (their ``None`` leaves are passed as ``None``)
+  and, with ``same_shape``, leaves of the same shapes. Mismatches, and
+  leaves of ``tree`` that are not floating or complex, raise an error that
+  names ``name`` and the key path.
   """
   leaves, treedef = jax.tree.flatten(tree, is_leaf=_is_none)
   others = []
   for i, other in enumerate(rest):
     try:
       others.append(treedef.flatten_up_to(other))
-    except (ValueError, TypeError) as e:
-      raise ValueError(
-          f"{name}: the updates and tree #{i + 1} of the state do not have "
-          f"the same structure. Was the state built by init() on params of "
-          f"the same structure as these updates?\n  updates: {treedef}\n"
-          f"  state tree: {jax.tree.structure(other, is_leaf=_is_none)}\n"
-          f"  ({e})") from None
+    except (ValueError, TypeError):
+      raise _structure_error(name, tree, other, i) from None
+  for j, leaf in enumerate(leaves):
+    if leaf is None:
+      continue
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None or not jnp.issubdtype(dtype, jnp.inexact):
+      path = _paths(tree)[j]
+      raise TypeError(
+          f"{name}: the update at {path} has dtype {dtype}; gradients must be "
+          f"floating or complex. Keep integer and boolean leaves (step "
+          f"counters, masks) out of the params you differentiate, or leave "
+          f"them out with gradtx.masked / gradtx.partition.")
+    if same_shape:
+      for i, o in enumerate(others):
+        if o[j] is not None and getattr(o[j], "shape", None) != leaf.shape:
+          raise ValueError(
+              f"{name}: shape mismatch at {_paths(tree)[j]}: the update has "
+              f"shape {leaf.shape} but state tree #{i + 1} holds "
+              f"{getattr(o[j], 'shape', None)}. Was the state built by "
+              f"init() on these params?")
   outs = []
   none = (None,) * n_out
   for args in zip(leaves, *others):
