@@ -26,3 +26,25 @@ def test_compare_prints_a_row_per_optimizer(capsys):
 def test_compare_rejects_bad_arguments():
   with pytest.raises(SystemExit):
     _load("compare").main(["--steps", "0"])
+
+
+@pytest.mark.parametrize("name,argv", [
+    ("flax_nnx", ["--steps", "60"]),
+    ("flax_linen_trainstate", ["--steps", "60"]),
+    ("param_groups", []),
+])
+def test_training_examples_reduce_the_loss(name, argv):
+  first, last = _load(name).main(argv)
+  assert last < 0.5 * first
+
+
+def test_custom_transform_example_converges():
+  params = _load("custom_transform").main([])
+  assert float(abs(params["w"]).max()) < 0.1
+
+
+def test_lookahead_swats_example_reports_the_switch(capsys):
+  results = _load("lookahead_swats").main(["--steps", "200"])
+  out = capsys.readouterr().out
+  assert "switched=True" in out
+  assert all(v < 5.0 for v in results.values())
