@@ -67,6 +67,10 @@ from gradtx._src.lookahead import LookaheadState
 from gradtx._src.lookahead import lookahead
 from gradtx._src.lr_find import LRFindResult
 from gradtx._src.lr_find import lr_find
+from gradtx._src.multistep import ApplyIfFiniteState
+from gradtx._src.multistep import MultiSteps
+from gradtx._src.multistep import MultiStepsState
+from gradtx._src.multistep import apply_if_finite
 from gradtx._src.scaling import ScaleByScheduleState
 from gradtx._src.scaling import scale
 from gradtx._src.scaling import scale_by_learning_rate
@@ -109,6 +113,7 @@ __all__ = (
     "AddDecayedWeightsState",
     "AddNoiseState",
     "AmsgradMaxState",
+    "ApplyIfFiniteState",
     "EmaParamsState",
     "EmaState",
     "EmptyState",
@@ -119,6 +124,8 @@ __all__ = (
     "LookaheadState",
     "MaskedNode",
     "MaskedState",
+    "MultiSteps",
+    "MultiStepsState",
     "PartitionState",
     "ScaleByAdaDeltaState",
     "ScaleByAdamState",
@@ -140,6 +147,7 @@ __all__ = (
     "amsbound",
     "amsgrad",
     "amsgrad_max",
+    "apply_if_finite",
     "apply_updates",
     "bound_lr",
     "chain",

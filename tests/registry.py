@@ -107,6 +107,11 @@ SPECS = [
     Spec("freeze", lambda lr: gradtx.chain(gradtx.adam(lr),
                                            gradtx.freeze(_big)),
          0.05, 0.02, converges=False),
+    Spec("multisteps_adam", lambda lr: gradtx.MultiSteps(
+        gradtx.adam(lr), 2).gradient_transformation(), 0.05, 0.02,
+         rosenbrock_steps=6000),
+    Spec("apply_if_finite_adam", lambda lr: gradtx.apply_if_finite(
+        gradtx.adam(lr), 3), 0.05, 0.02),
     Spec("clipped_adam", lambda lr: gradtx.chain(
         gradtx.clip_by_global_norm(10.0), gradtx.adam(lr)), 0.05, 0.02),
 ]

@@ -65,7 +65,7 @@ def lookahead(optimizer: base.GradientTransformation, sync_period: int = 5,
   forwards = combine._accepts_extra_args(optimizer.update)
 
   def init_fn(params):
-    return LookaheadState(count=base.zero_count(), slow=params,
+    return LookaheadState(count=base.zero_count(), slow=T.tree_strong(params),
                           inner_state=optimizer.init(params))
 
   def update_fn(updates, state, params=None, **extra_args):

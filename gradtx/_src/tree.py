@@ -20,13 +20,26 @@ def _is_none(x: Any) -> bool:
 
 
 def tree_zeros_like(tree: Any, dtype: Optional[Any] = None) -> Any:
-  """Zeros shaped like each leaf, in ``dtype`` or the leaf's own dtype."""
-  return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
+  """Zeros shaped like each leaf, in ``dtype`` or the leaf's own dtype.
+
+  The result is strongly typed even for a weakly typed leaf
+  (``jnp.asarray(0.3)``): state that changed weak type after one step would
+  make the jitted step compile twice.
+  """
+  return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or
+                                          jnp.result_type(x)), tree)
 
 
 def tree_full_like(tree: Any, value: Any, dtype: Optional[Any] = None) -> Any:
   """``value`` broadcast to each leaf's shape, in ``dtype`` or the leaf's."""
-  return jax.tree.map(lambda x: jnp.full_like(x, value, dtype=dtype), tree)
+  return jax.tree.map(lambda x: jnp.full(jnp.shape(x), value, dtype or
+                                         jnp.result_type(x)), tree)
+
+
+def tree_strong(tree: Any) -> Any:
+  """A copy of the tree with every leaf strongly typed (see above)."""
+  return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)),
+                      tree)
 
 
 def tree_map_leaves(f: Callable[[Any], Any], tree: Any) -> Any:

@@ -225,7 +225,7 @@ def ema_params(decay: Any = 0.999) -> base.GradientTransformation:
 
   def init_fn(params):
     return EmaParamsState(count=base.zero_count(),
-                          ema=jax.tree.map(jnp.asarray, params))
+                          ema=T.tree_strong(params))
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
