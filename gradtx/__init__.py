@@ -67,10 +67,10 @@ from gradtx._src.lookahead import LookaheadState
 from gradtx._src.lookahead import lookahead
 from gradtx._src.lr_find import LRFindResult
 from gradtx._src.lr_find import lr_find
-from gradtx._src.multistep import ApplyIfFiniteState
-from gradtx._src.multistep import MultiSteps
-from gradtx._src.multistep import MultiStepsState
-from gradtx._src.multistep import apply_if_finite
+from gradtx._src.accumulate import ApplyIfFiniteState
+from gradtx._src.accumulate import MultiSteps
+from gradtx._src.accumulate import MultiStepsState
+from gradtx._src.accumulate import apply_if_finite
 from gradtx._src.scaling import ScaleByScheduleState
 from gradtx._src.scaling import scale
 from gradtx._src.scaling import scale_by_learning_rate
