@@ -49,6 +49,8 @@ CASES = [
         gradtx.sgd(1e-2, momentum=0.9), sync_period=5), 7, 6),
     ("swats_after_switch", lambda: gradtx.swats(1e-2, eps=1e-3), 12, 6),
     ("amsbound", lambda: gradtx.amsbound(1e-2, final_lr=0.05), 6, 4),
+    ("multisteps_mid_accumulation", lambda: gradtx.MultiSteps(
+        gradtx.adam(1e-2), 4).gradient_transformation(), 6, 5),
     ("inject_hyperparams", lambda: gradtx.inject_hyperparams(gradtx.adamw)(
         learning_rate=1e-2), 5, 5),
 ]
