@@ -32,6 +32,7 @@ def test_compare_rejects_bad_arguments():
     ("flax_nnx", ["--steps", "60"]),
     ("flax_linen_trainstate", ["--steps", "60"]),
     ("param_groups", []),
+    ("equinox_mlp", ["--steps", "60"]),
 ])
 def test_training_examples_reduce_the_loss(name, argv):
   first, last = _load(name).main(argv)
