@@ -1,0 +1,610 @@
+#!/usr/bin/env python
+"""gradtx against optax on real model parameter trees: step time, compile time,
+optimizer-state memory, and an Adam memory-bandwidth bound.
+
+    python benchmarks/bench.py                       # the full run
+    python benchmarks/bench.py --quick               # smoke run, few repeats
+    python benchmarks/bench.py --trees gpt2 --optimizers adam adamw --repeats 20
+
+Every (tree, optimizer) row times the same jitted, buffer-donating step for
+both libraries::
+
+    def step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return apply_updates(params, updates), state
+
+    compiled = jax.jit(step, donate_argnums=(0, 1)).lower(...).compile()
+
+After warm-up the two libraries' steps are interleaved (one gradtx step, one
+optax step, the order flipped every pair), so slow drift of the machine (other
+load, thermal, frequency) hits both alike; the row reports each library's
+median step time and the median over pairs of gradtx/optax. See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+import warnings
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import gradtx
+
+HERE = pathlib.Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "results.json"
+SEED = 0
+F32 = np.float32
+
+# --------------------------------------------------------------------------
+# Trees, from shapes only.
+
+
+def gpt2_small_shapes() -> dict:
+  """GPT-2 small (124,439,808 params, 148 leaves; wte tied to the head)."""
+  d, vocab, ctx, layers = 768, 50257, 1024, 12
+
+  def ln():
+    return {"scale": (d,), "bias": (d,)}
+
+  def dense(n_in, n_out):
+    return {"w": (n_in, n_out), "b": (n_out,)}
+
+  tree = {"wte": (vocab, d), "wpe": (ctx, d), "h": {}, "ln_f": ln()}
+  for i in range(layers):
+    tree["h"][f"{i:02d}"] = {
+        "ln_1": ln(),
+        "attn": {"c_attn": dense(d, 3 * d), "c_proj": dense(d, d)},
+        "ln_2": ln(),
+        "mlp": {"c_fc": dense(d, 4 * d), "c_proj": dense(4 * d, d)},
+    }
+  return tree
+
+
+def resnet50_shapes() -> dict:
+  """ResNet-50 v1 (bottleneck [3, 4, 6, 3]): conv kernels (HWIO, no bias),
+  batch-norm scale/bias, the 1000-way head: 25,557,032 params, 161 leaves."""
+
+  def bn(c):
+    return {"scale": (c,), "bias": (c,)}
+
+  tree = {"conv_init": {"kernel": (7, 7, 3, 64)}, "bn_init": bn(64)}
+  c_in = 64
+  for stage, (blocks, width) in enumerate(zip([3, 4, 6, 3],
+                                              [64, 128, 256, 512])):
+    for b in range(blocks):
+      blk = {
+          "conv1": {"kernel": (1, 1, c_in, width)}, "bn1": bn(width),
+          "conv2": {"kernel": (3, 3, width, width)}, "bn2": bn(width),
+          "conv3": {"kernel": (1, 1, width, 4 * width)}, "bn3": bn(4 * width),
+      }
+      if b == 0:  # projection shortcut
+        blk["proj_conv"] = {"kernel": (1, 1, c_in, 4 * width)}
+        blk["proj_bn"] = bn(4 * width)
+      tree[f"stage{stage + 1}_block{b + 1}"] = blk
+      c_in = 4 * width
+  tree["head"] = {"kernel": (c_in, 1000), "bias": (1000,)}
+  return tree
+
+
+def many_leaves_shapes(n: int, size: int = 64) -> dict:
+  return {f"p{i:05d}": (size,) for i in range(n)}
+
+
+TREES: dict[str, tuple[Callable[[], dict], str]] = {
+    "gpt2": (gpt2_small_shapes, "GPT-2 small parameter shapes"),
+    "resnet50": (resnet50_shapes, "ResNet-50 parameter shapes"),
+    "many_small": (lambda: many_leaves_shapes(2000),
+                   "2000 leaves of 64 floats"),
+    "tiny": (lambda: many_leaves_shapes(50),
+             "50 leaves of 64 floats (smoke test; not in the default run)"),
+}
+DEFAULT_TREES = ("gpt2", "resnet50", "many_small")
+
+# (warm-up steps per library, timed pairs) per tree. Chosen so the default
+# run fits in 5 minutes on 2 CPU cores; compile time dominates for
+# many_small, step time for gpt2.
+TREE_REPEATS = {
+    "gpt2": (2, 8),
+    "resnet50": (3, 20),
+    "many_small": (3, 30),
+    "tiny": (3, 20),
+}
+QUICK_REPEATS = (1, 3)
+
+
+def is_shape(x) -> bool:
+  return isinstance(x, tuple) and all(isinstance(d, int) for d in x)
+
+
+def host_tree(shapes: dict, seed: int) -> Any:
+  """float32 standard normal numpy leaves, reproducible from ``seed``."""
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda s: rng.standard_normal(s, dtype=F32), shapes,
+                      is_leaf=is_shape)
+
+
+def to_device(host: Any) -> Any:
+  # jnp.array copies, so every library gets buffers it may donate; the dtype
+  # is pinned so a run under jax_enable_x64 (the test suite) stays float32.
+  return jax.tree.map(lambda x: jnp.array(x, dtype=jnp.float32, copy=True),
+                      host)
+
+
+def tree_bytes(tree: Any) -> int:
+  return int(sum(x.nbytes for x in jax.tree.leaves(tree)))
+
+
+# --------------------------------------------------------------------------
+# Optimizers.
+#
+# name -> (gradtx factory, optax factory, what the optax column is)
+
+LR = 1e-3
+BF16 = jnp.bfloat16
+
+OPTIMIZERS: dict[str, tuple[Callable[[], Any], tuple[str, Callable[[], Any]],
+                            str]] = {
+    "adam": (lambda: gradtx.adam(LR),
+             ("adam", lambda: optax.adam(LR)), "optax.adam"),
+    "adamw": (lambda: gradtx.adamw(LR, weight_decay=1e-4),
+              ("adamw", lambda: optax.adamw(LR, weight_decay=1e-4)),
+              "optax.adamw"),
+    "sgd": (lambda: gradtx.sgd(1e-2, momentum=0.9),
+            ("sgd", lambda: optax.sgd(1e-2, momentum=0.9)),
+            "optax.sgd(momentum=0.9)"),
+    "amsgrad": (lambda: gradtx.amsgrad(LR),
+                ("amsgrad", lambda: optax.amsgrad(LR)), "optax.amsgrad"),
+    "radam": (lambda: gradtx.radam(LR),
+              ("radam", lambda: optax.radam(LR)), "optax.radam"),
+    "adabound": (lambda: gradtx.adabound(LR, final_lr=0.1),
+                 ("adam", lambda: optax.adam(LR)),
+                 "optax.adam (optax has no adabound; nearest baseline)"),
+    "adam_bf16": (lambda: gradtx.adam(LR, mu_dtype=BF16, nu_dtype=BF16),
+                  ("adam", lambda: optax.adam(LR)),
+                  "optax.adam with float32 moments (gradtx stores mu, nu "
+                  "in bfloat16)"),
+}
+BOUND = "bound"  # gradtx.adam against the hand-fused flat-buffer Adam
+ALL_OPTIMIZERS = tuple(OPTIMIZERS) + (BOUND,)
+
+ROW_LABEL = {
+    "adabound": "adabound (vs optax.adam)",
+    "adam_bf16": "adam bf16 mu,nu (vs optax.adam f32)",
+}
+
+
+def make_step(tx, apply_updates):
+  def step(params, state, grads):
+    updates, state = tx.update(grads, state, params)
+    return apply_updates(params, updates), state
+  return step
+
+
+def fused_adam_step(b1=0.9, b2=0.999, eps=1e-8, lr=LR):
+  """Adam on one flat float32 buffer, one expression: the bandwidth bound."""
+
+  def step(params, state, grads):
+    mu, nu, count = state
+    count = count + 1
+    t = count.astype(jnp.float32)
+    bc1 = 1 - jnp.float32(b1) ** t
+    bc2 = 1 - jnp.float32(b2) ** t
+    mu = b1 * mu + (1 - b1) * grads
+    nu = b2 * nu + (1 - b2) * grads * grads
+    params = params - lr * (mu / bc1) / (jnp.sqrt(nu / bc2) + eps)
+    return params, (mu, nu, count)
+  return step
+
+
+# --------------------------------------------------------------------------
+# Measurement.
+
+
+def compile_step(step, params, state, grads) -> tuple[Any, dict]:
+  """``jax.jit(step, donate_argnums=(0, 1)).lower(...).compile()``, timed."""
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    t0 = time.perf_counter()
+    lowered = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, grads)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    t2 = time.perf_counter()
+  info = {"compile_s": t2 - t0, "lower_s": t1 - t0, "xla_compile_s": t2 - t1,
+          "warnings": [str(w.message)[:300] for w in caught]}
+  return compiled, info
+
+
+class Runner:
+  """One library's compiled step and the buffers it steps (donated)."""
+
+  def __init__(self, compiled, params, state, grads):
+    self.compiled, self.params, self.state, self.grads = (compiled, params,
+                                                          state, grads)
+    self.state_bytes = tree_bytes(state)
+
+  def step(self) -> float:
+    t0 = time.perf_counter()
+    self.params, self.state = self.compiled(self.params, self.state,
+                                            self.grads)
+    jax.block_until_ready((self.params, self.state))
+    return time.perf_counter() - t0
+
+  def check_finite(self) -> bool:
+    return bool(all(bool(jnp.all(jnp.isfinite(x)))
+                    for x in jax.tree.leaves(self.params)))
+
+
+def interleave(a: Runner, b: Runner, warmup: int, pairs: int) -> dict:
+  for _ in range(warmup):
+    a.step()
+    b.step()
+  ta, tb = [], []
+  for i in range(pairs):
+    if i % 2 == 0:
+      ta.append(a.step())
+      tb.append(b.step())
+    else:
+      tb.append(b.step())
+      ta.append(a.step())
+  ratios = [x / y for x, y in zip(ta, tb)]
+  q = lambda v, p: float(np.percentile(v, p))
+  return {
+      "a_ms": 1e3 * statistics.median(ta), "b_ms": 1e3 * statistics.median(tb),
+      "a_min_ms": 1e3 * min(ta), "b_min_ms": 1e3 * min(tb),
+      "ratio": statistics.median(ratios),
+      "ratio_q25": q(ratios, 25), "ratio_q75": q(ratios, 75),
+      "pairs": pairs, "warmup": warmup,
+  }
+
+
+class TreeBench:
+  """All rows of one tree; compiled executables are shared between rows
+  (optax.adam is the baseline of three rows, gradtx.adam of two)."""
+
+  def __init__(self, name: str, warmup: int, pairs: int, log):
+    self.name, self.warmup, self.pairs, self.log = name, warmup, pairs, log
+    shapes = TREES[name][0]()
+    self.host_params = host_tree(shapes, SEED)
+    self.host_grads = jax.tree.map(lambda x: x * F32(1e-2),
+                                   host_tree(shapes, SEED + 1))
+    leaves = jax.tree.leaves(self.host_params)
+    self.n_leaves = len(leaves)
+    self.n_params = int(sum(x.size for x in leaves))
+    self.grads = to_device(self.host_grads)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(self.grads))
+    self.cache: dict[tuple[str, str], tuple[Any, dict]] = {}
+    self.row_index = 0
+
+  def info(self) -> dict:
+    return {"description": TREES[self.name][1], "leaves": self.n_leaves,
+            "params": self.n_params, "param_bytes": 4 * self.n_params}
+
+  def runner(self, lib: str, key: str, make_tx) -> tuple[Runner, dict]:
+    tx = make_tx()
+    params = to_device(self.host_params)
+    state = tx.init(params)
+    if (lib, key) not in self.cache:
+      apply = gradtx.apply_updates if lib == "gradtx" else optax.apply_updates
+      # A fresh tx and a fresh step function: nothing is traced already.
+      self.cache[lib, key] = compile_step(make_step(make_tx(), apply), params,
+                                          state, self.grads)
+    compiled, cinfo = self.cache[lib, key]
+    return Runner(compiled, params, state, self.grads), cinfo
+
+  def row(self, opt: str) -> dict:
+    gx_make, (ox_key, ox_make), baseline = OPTIMIZERS[opt]
+    t0 = time.perf_counter()
+    # Alternate which library compiles first, so load drift is shared.
+    order = ["gradtx", "optax"][::(1 if self.row_index % 2 == 0 else -1)]
+    self.row_index += 1
+    built = {}
+    for lib in order:
+      if lib == "gradtx":
+        built[lib] = self.runner("gradtx", opt, gx_make)
+      else:
+        reused = ("optax", ox_key) in self.cache
+        built[lib] = self.runner("optax", ox_key, ox_make) + (reused,)
+    g, gc_info = built["gradtx"]
+    o, oc_info, o_reused = built["optax"]
+    timing = interleave(g, o, self.warmup, self.pairs)
+    finite = g.check_finite() and o.check_finite()
+    res = {
+        "tree": self.name, "optimizer": opt, "label": ROW_LABEL.get(opt, opt),
+        "optax_baseline": baseline,
+        "gradtx_ms": timing["a_ms"], "optax_ms": timing["b_ms"],
+        "gradtx_min_ms": timing["a_min_ms"], "optax_min_ms": timing["b_min_ms"],
+        "ratio": timing["ratio"], "ratio_q25": timing["ratio_q25"],
+        "ratio_q75": timing["ratio_q75"],
+        "pairs": timing["pairs"], "warmup": timing["warmup"],
+        "gradtx_compile_s": gc_info["compile_s"],
+        "optax_compile_s": oc_info["compile_s"],
+        "gradtx_lower_s": gc_info["lower_s"],
+        "optax_lower_s": oc_info["lower_s"],
+        "gradtx_xla_compile_s": gc_info["xla_compile_s"],
+        "optax_xla_compile_s": oc_info["xla_compile_s"],
+        "optax_compile_reused_from": ox_key if o_reused else None,
+        "gradtx_state_bytes_per_param": g.state_bytes / self.n_params,
+        "optax_state_bytes_per_param": o.state_bytes / self.n_params,
+        "gradtx_state_bytes": g.state_bytes, "optax_state_bytes": o.state_bytes,
+        "gradtx_compile_warnings": gc_info["warnings"],
+        "optax_compile_warnings": oc_info["warnings"],
+        "params_finite_after": finite,
+        "row_wall_s": None,
+    }
+    del g, o, built
+    gc.collect()
+    res["row_wall_s"] = time.perf_counter() - t0
+    self.log(f"  {self.name:10s} {opt:10s} gradtx {res['gradtx_ms']:9.2f} ms"
+             f"  optax {res['optax_ms']:9.2f} ms  ratio {res['ratio']:.3f}"
+             f"  ({res['row_wall_s']:.1f} s)")
+    return res
+
+  def bound(self) -> dict:
+    t0 = time.perf_counter()
+    g, g_info = self.runner("gradtx", "adam", OPTIMIZERS["adam"][0])
+    flat_host = np.concatenate([x.ravel() for x in
+                                jax.tree.leaves(self.host_params)])
+    flat_grads = jnp.array(np.concatenate(
+        [x.ravel() for x in jax.tree.leaves(self.host_grads)]),
+        dtype=jnp.float32)
+    params = jnp.array(flat_host, dtype=jnp.float32)
+    state = (jnp.zeros(self.n_params, jnp.float32),
+             jnp.zeros(self.n_params, jnp.float32), jnp.zeros([], jnp.int32))
+    compiled, f_info = compile_step(fused_adam_step(), params, state,
+                                    flat_grads)
+    f = Runner(compiled, params, state, flat_grads)
+    timing = interleave(g, f, self.warmup, self.pairs)
+    finite = g.check_finite() and f.check_finite()
+    del g, f, flat_host
+    gc.collect()
+    # Bytes an Adam step must move: read params, grads, mu, nu; write
+    # params, mu, nu.
+    moved = 7 * 4 * self.n_params
+    res = {
+        "tree": self.name, "gradtx_adam_ms": timing["a_ms"],
+        "bound_ms": timing["b_ms"], "gradtx_over_bound": timing["ratio"],
+        "ratio_q25": timing["ratio_q25"], "ratio_q75": timing["ratio_q75"],
+        "pairs": timing["pairs"], "warmup": timing["warmup"],
+        "bytes_moved_per_step": moved,
+        "bound_GBps": moved / (timing["b_ms"] * 1e-3) / 1e9,
+        "gradtx_GBps": moved / (timing["a_ms"] * 1e-3) / 1e9,
+        "bound_compile_s": f_info["compile_s"],
+        "gradtx_adam_compile_s": g_info["compile_s"],
+        "params_finite_after": finite,
+        "row_wall_s": time.perf_counter() - t0,
+    }
+    self.log(f"  {self.name:10s} {'bound':10s} gradtx {res['gradtx_adam_ms']:9.2f}"
+             f" ms  fused {res['bound_ms']:9.2f} ms  ratio "
+             f"{res['gradtx_over_bound']:.3f}  ({res['row_wall_s']:.1f} s)")
+    return res
+
+
+# --------------------------------------------------------------------------
+# Machine, tables, main.
+
+
+def machine_info() -> dict:
+  cpu = "unknown"
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        cpu = line.split(":", 1)[1].strip()
+        break
+  except OSError:
+    pass
+  mem = None
+  try:
+    for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+      if line.startswith("MemTotal"):
+        mem = int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  try:
+    affinity = len(os.sched_getaffinity(0))
+  except AttributeError:
+    affinity = None
+  import jaxlib
+  return {
+      "cpu_model": cpu, "cpu_count": os.cpu_count(),
+      "cpus_usable": affinity, "mem_total_bytes": mem,
+      "loadavg_start": load_average(),
+      "platform": platform.platform(), "python": platform.python_version(),
+      "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+      "optax": optax.__version__, "gradtx": gradtx.__version__,
+      "numpy": np.__version__, "backend": jax.default_backend(),
+      "devices": [str(d) for d in jax.devices()],
+      "x64_enabled": bool(jax.config.jax_enable_x64),
+      "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
+      "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+  }
+
+
+def load_average() -> Optional[list]:
+  try:
+    return [float(x) for x in os.getloadavg()]
+  except OSError:
+    return None
+
+
+def fmt_bpp(g: float, o: float) -> str:
+  if abs(g - o) < 5e-3:
+    return f"{g:.2f}"
+  return f"{g:.2f} (optax {o:.2f})"
+
+
+def main_table(rows: list[dict]) -> str:
+  out = ["| tree | optimizer | gradtx step ms | optax step ms | ratio | "
+         "gradtx compile s | optax compile s | state bytes/param |",
+         "|---|---|---:|---:|---:|---:|---:|---:|"]
+  for r in rows:
+    oc = f"{r['optax_compile_s']:.2f}"
+    if r["optax_compile_reused_from"]:
+      oc += "*"
+    out.append(
+        f"| {r['tree']} | {r['label']} | {r['gradtx_ms']:.2f} | "
+        f"{r['optax_ms']:.2f} | {r['ratio']:.3f} | "
+        f"{r['gradtx_compile_s']:.2f} | {oc} | "
+        f"{fmt_bpp(r['gradtx_state_bytes_per_param'], r['optax_state_bytes_per_param'])} |")
+  return "\n".join(out)
+
+
+def bound_table(rows: list[dict]) -> str:
+  out = ["| tree | gradtx adam ms | fused flat Adam ms | gradtx / bound | "
+         "gradtx GB/s | fused GB/s |",
+         "|---|---:|---:|---:|---:|---:|"]
+  for r in rows:
+    out.append(f"| {r['tree']} | {r['gradtx_adam_ms']:.2f} | "
+               f"{r['bound_ms']:.2f} | {r['gradtx_over_bound']:.3f} | "
+               f"{r['gradtx_GBps']:.1f} | {r['bound_GBps']:.1f} |")
+  return "\n".join(out)
+
+
+def _names(values, allowed, what):
+  out = []
+  for v in values:
+    out.extend(x for x in v.split(",") if x)
+  bad = [x for x in out if x not in allowed]
+  if bad:
+    raise SystemExit(f"bench.py: unknown {what} {bad}; choose from "
+                     f"{list(allowed)}")
+  return out
+
+
+def parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--trees", nargs="+", default=list(DEFAULT_TREES),
+                 metavar="TREE", help=f"subset of {list(TREES)} (default: "
+                 f"{' '.join(DEFAULT_TREES)})")
+  p.add_argument("--optimizers", nargs="+", default=list(ALL_OPTIMIZERS),
+                 metavar="OPT", help=f"subset of {list(ALL_OPTIMIZERS)} "
+                 "(default: all; 'bound' is gradtx.adam against a hand-fused "
+                 "flat-buffer Adam)")
+  p.add_argument("--repeats", type=int, default=None,
+                 help="timed interleaved pairs per row (default per tree: "
+                 + ", ".join(f"{k} {v[1]}" for k, v in TREE_REPEATS.items())
+                 + ")")
+  p.add_argument("--warmup", type=int, default=None,
+                 help="untimed steps per library before timing (default per "
+                 "tree: " + ", ".join(f"{k} {v[0]}"
+                                      for k, v in TREE_REPEATS.items()) + ")")
+  p.add_argument("--quick", action="store_true",
+                 help=f"smoke test: warm-up {QUICK_REPEATS[0]}, "
+                 f"{QUICK_REPEATS[1]} pairs")
+  p.add_argument("--out", default=str(DEFAULT_OUT),
+                 help="JSON output path (default: benchmarks/results.json)")
+  return p
+
+
+def main(argv=None) -> int:
+  args = parser().parse_args(argv)
+  trees = _names(args.trees, TREES, "tree")
+  opts = _names(args.optimizers, ALL_OPTIMIZERS, "optimizer")
+  if args.repeats is not None and args.repeats < 1:
+    raise SystemExit("bench.py: --repeats must be >= 1")
+  t_start = time.perf_counter()
+  log = lambda s: print(s, flush=True)
+  machine = machine_info()
+  log("machine: " + ", ".join(
+      f"{k}={machine[k]}" for k in ("cpu_model", "cpu_count", "cpus_usable",
+                                    "backend", "jax", "jaxlib", "optax",
+                                    "gradtx", "loadavg_start")))
+  results, bounds, tree_info, config = [], [], {}, {}
+  for name in trees:
+    warmup, pairs = QUICK_REPEATS if args.quick else TREE_REPEATS[name]
+    if args.repeats is not None:
+      pairs = args.repeats
+    if args.warmup is not None:
+      warmup = args.warmup
+    t_tree = time.perf_counter()
+    tb = TreeBench(name, warmup, pairs, log)
+    tree_info[name] = tb.info()
+    log(f"tree {name}: {tb.n_leaves} leaves, {tb.n_params:,} params "
+        f"(warm-up {warmup}, {pairs} pairs per row)")
+    for opt in opts:
+      if opt == BOUND:
+        bounds.append(tb.bound())
+      else:
+        results.append(tb.row(opt))
+    del tb
+    gc.collect()
+    tree_info[name]["wall_s"] = time.perf_counter() - t_tree
+    config[name] = {"warmup": warmup, "pairs": pairs}
+  total = time.perf_counter() - t_start
+  machine["loadavg_end"] = load_average()
+
+  print()
+  print(f"machine: {machine['cpu_model']}, {machine['cpu_count']} cores "
+        f"({machine['cpus_usable']} usable), backend {machine['backend']}, "
+        f"jax {machine['jax']}, jaxlib {machine['jaxlib']}, optax "
+        f"{machine['optax']}, gradtx {machine['gradtx']}; load average "
+        f"{machine['loadavg_start']} -> {machine['loadavg_end']}")
+  for name, info in tree_info.items():
+    print(f"tree {name}: {info['description']}, {info['leaves']} leaves, "
+          f"{info['params']:,} params")
+  if results:
+    print()
+    print(main_table(results))
+    print()
+    print("step ms: median step time of the jitted, donating step; ratio: "
+          "median over interleaved pairs of gradtx/optax (< 1: gradtx "
+          "faster). compile s: jax.jit(step).lower(...).compile(); "
+          "* = optax.adam's executable, compiled once per tree and reused as "
+          "the baseline of the adabound and adam bf16 rows. adabound: optax "
+          "has no AdaBound, its row compares with optax.adam, the nearest "
+          "baseline. adam bf16: gradtx.adam(mu_dtype=bfloat16, "
+          "nu_dtype=bfloat16) against optax.adam with float32 moments.")
+    bf = [r for r in results if r["optimizer"] == "adam_bf16"]
+    for r in bf:
+      saved = (r["optax_state_bytes_per_param"]
+               - r["gradtx_state_bytes_per_param"])
+      print(f"  {r['tree']}: bfloat16 moments keep "
+            f"{r['gradtx_state_bytes_per_param']:.2f} state bytes/param "
+            f"instead of {r['optax_state_bytes_per_param']:.2f} "
+            f"(saves {saved:.2f} B/param = "
+            f"{saved * tree_info[r['tree']]['params'] / 2**20:.0f} MiB)")
+  if bounds:
+    print()
+    print(bound_table(bounds))
+    print()
+    print("bound: the same Adam step as one hand-written jitted expression "
+          "over flat float32 params, grads, mu, nu of the tree's total "
+          "size, interleaved with gradtx.adam; GB/s counts the 7 x 4 bytes "
+          "per parameter an Adam step must read and write.")
+  print()
+  print(f"total runtime: {total:.1f} s")
+
+  data = {
+      "machine": machine,
+      "config": {"trees": trees, "optimizers": opts, "quick": args.quick,
+                 "repeats_override": args.repeats, "per_tree": config,
+                 "learning_rate": LR, "seed": SEED,
+                 "step": "jax.jit(step, donate_argnums=(0, 1)); "
+                         "step(params, state, grads) -> (params, state)"},
+      "trees": tree_info,
+      "results": results,
+      "bandwidth_bound": bounds,
+      "markdown_table": main_table(results) if results else "",
+      "markdown_bound_table": bound_table(bounds) if bounds else "",
+      "total_runtime_s": total,
+  }
+  out = pathlib.Path(args.out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps(data, indent=2) + "\n")
+  print(f"wrote {out}")
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())
