@@ -7,6 +7,7 @@ optax has the transform, except :func:`scale_by_rprop` (see its docstring).
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -23,12 +24,25 @@ def _bias_correction(decay: Any, count: jax.Array) -> jax.Array:
   return 1 - decay ** count
 
 
+def _sqrt0(x: Any) -> Any:
+  """The root of an initial second-moment value (states store roots)."""
+  return math.sqrt(x) if isinstance(x, (int, float)) else jnp.sqrt(x)
+
+
+# Second moments are stored as their roots: ``sqrt(v)`` instead of ``v``.
+# Squaring doubles the exponent, so a float32 gradient of 1e30 (or the largest
+# bfloat16) would overflow ``v`` to Inf; its root fits. The roots are updated
+# by :func:`gradtx._src.tree.root_ema` without ever forming ``v``. The numbers
+# agree with the squared form (and with optax) up to rounding.
+
+
 # --------------------------------------------------------------------------
 # Adagrad
 
 
 class ScaleByRssState(NamedTuple):
-  """Running sum of squared gradients."""
+  """The root of the running sum of squared gradients, ``sqrt(G_t)``
+  (optax's field of the same name holds ``G_t``; see the module notes)."""
   sum_of_squares: Any
 
 
@@ -52,14 +66,14 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
   V.check_nonnegative(fn, "eps", eps)
 
   def init_fn(params):
-    return ScaleByRssState(
-        sum_of_squares=T.tree_full_like(params, initial_accumulator_value))
+    return ScaleByRssState(sum_of_squares=T.tree_full_like(
+        params, _sqrt0(initial_accumulator_value)))
 
   def leaf(g, s):
-    s = T.abs_sq(g) + s
+    s = T.root_ema(s, g, 1, 1)
     if eps_in_sqrt:
-      return jnp.where(s > 0, jax.lax.rsqrt(s + T.like(eps, s)), 0.0) * g, s
-    return g / (jnp.sqrt(s) + T.like(eps, s)), s
+      return jnp.where(s > 0, T.root_add_rsqrt(s, eps), 0.0) * g, s
+    return g / (s + T.like(eps, s)), s
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
@@ -75,14 +89,17 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
 
 
 class ScaleByRmsState(NamedTuple):
-  """Step count and the EMA of ``g**2``."""
+  """Step count and the root of the EMA of ``g**2`` (optax's ``nu`` holds
+  the EMA itself; see the module notes)."""
   count: jax.Array
   nu: Any
 
 
-def _rms_scaling(n, eps, eps_in_sqrt):
-  eps = T.like(eps, n)
-  return jax.lax.rsqrt(n + eps) if eps_in_sqrt else 1 / (jnp.sqrt(n) + eps)
+def _rms_scaling(root, eps, eps_in_sqrt):
+  """``1/sqrt(v + eps)`` or ``1/(sqrt(v) + eps)`` from ``root = sqrt(v)``."""
+  if eps_in_sqrt:
+    return T.root_add_rsqrt(root, eps)
+  return 1 / (root + T.like(eps, root))
 
 
 def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
@@ -104,7 +121,7 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
 
   def init_fn(params):
     return ScaleByRmsState(count=base.zero_count(),
-                           nu=T.tree_full_like(params, initial_scale))
+                           nu=T.tree_full_like(params, _sqrt0(initial_scale)))
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
@@ -114,8 +131,8 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
 
     def leaf(g, n):
       r, omr = T.pair(rho, n)
-      n = omr * T.abs_sq(g) + r * n
-      n_hat = n / bc.astype(n.dtype) if bias_correction else n
+      n = T.root_ema(n, g, r, omr)
+      n_hat = n / jnp.sqrt(bc).astype(n.dtype) if bias_correction else n
       return _rms_scaling(n_hat, eps, eps_in_sqrt) * g, n
 
     updates, nu = T.leafwise(leaf, 2, updates, state.nu, name=fn)
@@ -126,7 +143,7 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
 
 
 class ScaleByStddevState(NamedTuple):
-  """Step count, EMA of ``g`` and EMA of ``g**2``."""
+  """Step count, EMA of ``g`` and the root of the EMA of ``g**2``."""
   count: jax.Array
   mu: Any
   nu: Any
@@ -158,7 +175,8 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
   def init_fn(params):
     return ScaleByStddevState(count=base.zero_count(),
                               mu=T.tree_zeros_like(params),
-                              nu=T.tree_full_like(params, initial_scale))
+                              nu=T.tree_full_like(params,
+                                                  _sqrt0(initial_scale)))
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
@@ -169,16 +187,27 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
     def leaf(g, m, n):
       (r, omr), (rn, omrn) = T.pair(rho, g), T.pair(rho, n)
       m = omr * g + r * m
-      n = omrn * T.abs_sq(g) + rn * n
+      n = T.root_ema(n, g, rn, omrn)
       if bias_correction:
-        m_hat, n_hat = m / bc.astype(m.dtype), n / bc.astype(n.dtype)
+        m_hat = m / bc.astype(m.dtype)
+        n_hat = n / jnp.sqrt(bc).astype(n.dtype)
       else:
         m_hat, n_hat = m, n
-      # n_hat - m_hat**2 is a difference of nearly equal numbers; rounding
-      # can make it slightly negative (with bias_correction it is exactly 0
-      # at t = 1), and optax then returns NaN. Clamp at 0 instead.
-      var = jnp.maximum(n_hat - T.abs_sq(m_hat), 0)
-      return _rms_scaling(var, eps, eps_in_sqrt) * g, m, n
+      # var = n_hat**2 - |m_hat|**2 = (n_hat - |m_hat|)(n_hat + |m_hat|),
+      # scaled by a power of two where n_hat is too big to square. It is a
+      # difference of nearly equal numbers; rounding can make it slightly
+      # negative (with bias_correction it is exactly 0 at t = 1), and optax
+      # then returns NaN. Clamp at 0 instead.
+      hi, down = T._root_scales(n.dtype)
+      big = n_hat > hi
+      s = jnp.where(big, down, 1.0).astype(n.dtype)
+      a, b = n_hat * s, jnp.abs(m_hat).astype(n.dtype) * s
+      var_s = jnp.maximum((a - b) * (a + b), 0)
+      if eps_in_sqrt:
+        scale = jax.lax.rsqrt(var_s + T.like(eps, n) * s * s) * s
+      else:
+        scale = 1 / (jnp.sqrt(var_s) / s + T.like(eps, n))
+      return scale * g, m, n
 
     updates, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
     return updates, ScaleByStddevState(count=count, mu=mu, nu=nu)
@@ -192,7 +221,9 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
 
 
 class ScaleByAdamState(NamedTuple):
-  """Step count, first moment ``mu`` and second moment ``nu`` (both raw)."""
+  """Step count, first moment ``mu`` and the root of the second moment,
+  ``nu = sqrt(v_t)`` (both without bias correction). optax's ``nu`` holds
+  ``v_t`` itself; the root cannot overflow (see the module notes)."""
   count: jax.Array
   mu: Any
   nu: Any
@@ -203,22 +234,25 @@ class AdamMoments(NamedTuple):
 
   See ``docs/design.md``. The update it stands for is, per leaf::
 
-      where(adaptive, rect * mu_hat / (sqrt(nu_hat + eps_root) + eps), mu_hat)
+      where(adaptive, rect * mu_hat / (sqrt(rms_hat**2 + eps_root) + eps),
+            mu_hat)
 
   Attributes:
     mu_hat: the bias-corrected (and, for Nadam, Nesterov) first moment.
-    nu_hat: the bias-corrected second moment, or what replaces it.
+    rms_hat: the root of the bias-corrected second moment,
+      ``sqrt(v_t / (1 - b2**t))``, or what replaces it.
     count: this step's index ``t`` (1 on the first step).
     b2: the second-moment decay (RAdam's rectification needs it).
     bc1, bc2: the bias corrections ``1 - b1**t`` and ``1 - b2**t`` that
-      ``mu_hat`` and ``nu_hat`` were divided by (1 where a consumer undid
-      them): the raw moments are ``mu_hat * bc1`` and ``nu_hat * bc2``.
+      ``mu_hat`` and ``rms_hat**2`` were divided by (1 where a consumer undid
+      them): the raw moments are ``mu_hat * bc1`` and
+      ``(rms_hat * sqrt(bc2))**2``.
     eps, eps_root: the denominator's ``eps`` outside and inside the root.
     rect: a scalar multiplier of the adaptive step (RAdam's ``r_t``).
     adaptive: a scalar bool; False while the step is un-adapted momentum.
   """
   mu_hat: Any
-  nu_hat: Any
+  rms_hat: Any
   count: jax.Array
   b2: Any
   bc1: Any
@@ -233,14 +267,14 @@ def adam_moments_to_updates(m: AdamMoments) -> Any:
   """Turns the hand-off record into plain updates (see :class:`AdamMoments`)."""
   plain = m.adaptive is True and isinstance(m.rect, float) and m.rect == 1.0
 
-  def leaf(mu, nu):
-    step = mu / (jnp.sqrt(nu + T.like(m.eps_root, nu)) + T.like(m.eps, nu))
+  def leaf(mu, rms):
+    step = mu / (T.root_add(rms, m.eps_root) + T.like(m.eps, rms))
     if plain:
       return (step,)
     step = jnp.asarray(m.rect).astype(mu.dtype) * step
     return (jnp.where(m.adaptive, step, mu),)
 
-  return T.leafwise(leaf, 1, m.mu_hat, m.nu_hat, name="scale_by_adam")[0]
+  return T.leafwise(leaf, 1, m.mu_hat, m.rms_hat, name="scale_by_adam")[0]
 
 
 def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
@@ -259,6 +293,10 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
   With ``nesterov=True`` (Nadam, Dozat 2016) ``\hat m_t`` becomes
   ``b1 * m_t / (1 - b1**(t+1)) + (1 - b1) * g_t / (1 - b1**t)``.
   Kingma & Ba, "Adam: A method for stochastic optimization" (ICLR 2015).
+
+  The state keeps ``sqrt(v_t)`` rather than ``v_t`` (optax keeps ``v_t``),
+  so a float32 gradient of 1e30 or the largest bfloat16 never overflows it
+  to Inf; the updates agree with the squared form up to rounding.
 
   Args:
     b1, b2: decay rates of the first and second moments, in [0, 1), or
@@ -293,19 +331,20 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     count = base.safe_increment(state.count)
     bc1 = _bias_correction(beta1, count)
     bc2 = _bias_correction(beta2, count)
+    root_bc2 = jnp.sqrt(bc2)
     bc1_next = _bias_correction(beta1, base.safe_increment(count)) \
         if nesterov else None
 
     def moments(g, m, v):
       (c1, omc1), (c2, omc2) = T.pair(beta1, g), T.pair(beta2, v)
       m_new = omc1 * g + c1 * m
-      v_new = omc2 * T.abs_sq(g) + c2 * v
+      v_new = T.root_ema(v, g, c2, omc2)
       if nesterov:
         m_hat = (c1 * (m_new / bc1_next.astype(m_new.dtype))
                  + omc1 * (g / bc1.astype(g.dtype)))
       else:
         m_hat = m_new / bc1.astype(m_new.dtype)
-      v_hat = v_new / bc2.astype(v_new.dtype)
+      v_hat = v_new / root_bc2.astype(v_new.dtype)
       m_store = m_new if mu_dtype is None else m_new.astype(mu_dtype)
       return m_hat, v_hat, m_store, v_new.astype(v.dtype)
 
@@ -316,8 +355,16 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     else:
       def leaf(g, m, v):
         m_hat, v_hat, m_store, v_store = moments(g, m, v)
-        return (m_hat / (jnp.sqrt(v_hat + T.like(eps_root, v_hat))
-                         + T.like(eps, v_hat)), m_store, v_store)
+        den = T.root_add(v_hat, eps_root) + T.like(eps, v_hat)
+        if not nesterov:
+          return m_hat / den, m_store, v_store
+        # Nadam's m_hat can exceed the dtype's range (1.47 * g at t = 1)
+        # where the update does not: divide each term before summing.
+        c1, omc1 = T.pair(beta1, g)
+        m_new = omc1 * g + c1 * m
+        inv = 1 / den
+        return ((c1 / bc1_next.astype(g.dtype)) * (m_new * inv)
+                + (omc1 / bc1.astype(g.dtype)) * (g * inv), m_store, v_store)
       out, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
     return out, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
@@ -367,7 +414,8 @@ def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
 
 
 class ScaleByAdaDeltaState(NamedTuple):
-  """Step count, EMA of squared gradients ``e_g`` and of squared updates."""
+  """Step count and the roots of the EMAs of squared gradients (``e_g``) and
+  of squared updates (``e_x``); optax's fields hold the EMAs themselves."""
   count: jax.Array
   e_g: Any
   e_x: Any
@@ -401,10 +449,9 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6,
 
     def leaf(g, e_g, e_x):
       r, omr = T.pair(r_t, g)
-      e_g = omr * g ** 2 + r * e_g
-      e = T.like(eps, g)
-      u = (jnp.sqrt(e_x + e) / jnp.sqrt(e_g + e)) * g
-      e_x = omr * u ** 2 + r * e_x
+      e_g = T.root_ema(e_g, g, r, omr)
+      u = (T.root_add(e_x, eps) / T.root_add(e_g, eps)) * g
+      e_x = T.root_ema(e_x, u, r, omr)
       return u, e_g, e_x
 
     updates, e_g, e_x = T.leafwise(leaf, 3, updates, state.e_g, state.e_x,
