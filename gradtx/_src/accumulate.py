@@ -58,11 +58,12 @@ def _zero_updates_of(call: Callable[[], tuple]) -> Any:
   """Zeros shaped like the updates ``call()`` returns, without running it.
 
   ``jax.eval_shape`` only traces ``call``: the inner update's arithmetic is
-  never executed, and the zeros have exactly the inner update's dtypes, so
-  both branches of the ``lax.cond`` agree.
+  never executed, and the zeros have exactly the inner update's dtypes (and,
+  with explicit mesh axes, shardings), so both branches of the ``lax.cond``
+  agree.
   """
   shapes = jax.eval_shape(lambda: call()[0])
-  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+  return jax.tree.map(jnp.zeros_like, shapes)
 
 
 # --------------------------------------------------------------------------
@@ -209,7 +210,9 @@ class MultiSteps:
     def fold(g, a):
       if mean:
         n = (i + 1).astype(jnp.result_type(g, a))
-        return ((a + (g - a) / n).astype(a.dtype),)
+        # a + (g - a) / n as (a - a / n) + g / n: g - a overflows for
+        # gradients of opposite signs near the dtype's max.
+        return (((a - a / n) + g / n).astype(a.dtype),)
       return ((a + g).astype(a.dtype),)
 
     acc = T.leafwise(fold, 1, updates, state.acc_grads, name=fn)[0]

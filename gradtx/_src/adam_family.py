@@ -214,6 +214,10 @@ def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
     m = _expect_moments(fn, updates)
+    T.reject_complex(
+        fn, m.mu_hat, "AdaBound clips each entry's step size between real "
+        "bounds, and gradtx computes that step size in the params' dtype. "
+        "For complex parameters use adam or amsgrad.")
     t = m.count
     if callable(learning_rate):
       lr = learning_rate(t - 1)

@@ -20,7 +20,13 @@ from gradtx._src import validation as V
 
 def _bias_correction(decay: Any, count: jax.Array) -> jax.Array:
   # Computed in the default float precision, then cast per leaf: computing
-  # decay**count in bfloat16 would round it to 1 and divide by zero.
+  # decay**count in bfloat16 would round it to 1 and divide by zero. For a
+  # Python-number decay, log(decay) is taken in double and 1 - decay**t as
+  # -expm1(t * log(decay)): without x64, 1 - float32(0.999)**t is 1.3e-5
+  # relative too small at every step (float32(0.999) = 0.99900001), which
+  # torch (double scalars) does not have.
+  if isinstance(decay, (int, float)) and 0.0 < decay < 1.0:
+    return -jnp.expm1(count * math.log(decay))
   return 1 - decay ** count
 
 
@@ -299,14 +305,17 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
   to Inf; the updates agree with the squared form up to rounding.
 
   Args:
-    b1, b2: decay rates of the first and second moments, in [0, 1), or
-      schedules of the step (the bias correction then uses the current
-      value, ``1 - b1(t)**t``, as optax's ``inject_hyperparams`` does).
-    eps: added to the root of ``v_hat``; ``eps_root``: added inside it.
-    mu_dtype, nu_dtype: dtypes in which the moments are stored (e.g.
+    b1: decay rate of the first moment, in [0, 1), or a schedule of the
+      step (the bias correction then uses the current value,
+      ``1 - b1(t)**t``, as optax's ``inject_hyperparams`` does).
+    b2: decay rate of the second moment, likewise.
+    eps: added to the root of ``v_hat``.
+    eps_root: added inside the root.
+    mu_dtype: dtype in which the first moment is stored (e.g.
       ``jnp.bfloat16`` to halve the state); the maths runs in the promoted
-      dtype of the gradient and the stored moment. optax has ``mu_dtype``
-      only.
+      dtype of the gradient and the stored moment.
+    nesterov: use Nadam's look-ahead first moment (see above).
+    nu_dtype: the same for the second moment (optax has ``mu_dtype`` only).
 
   Followed in a :func:`gradtx.chain` by ``amsgrad_max``, ``rectify`` or
   ``bound_lr``, it hands them its moments instead of finished updates.
@@ -421,6 +430,19 @@ class ScaleByAdaDeltaState(NamedTuple):
   e_x: Any
 
 
+_ADADELTA_COMPLEX = (
+    "it is defined here for real parameters only (optax's version squares "
+    "the complex gradient without conjugating it, so there is no reference "
+    "to agree with). For complex parameters use adam, rmsprop, adagrad or "
+    "sgd, or optimise the real and imaginary parts as separate real leaves.")
+
+_RPROP_COMPLEX = (
+    "Rprop adapts each step size from the signs of successive gradients, and "
+    "a complex number has no sign. For complex parameters use adam, "
+    "rmsprop, adagrad or sgd, or optimise the real and imaginary parts as "
+    "separate real leaves.")
+
+
 def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6,
                       ) -> base.GradientTransformation:
   r"""Adadelta's unit-correcting scaling (Zeiler 2012, Algorithm 1).
@@ -445,6 +467,7 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
+    T.reject_complex(fn, updates, _ADADELTA_COMPLEX)
     r_t = T.at(rho, state.count)
 
     def leaf(g, e_g, e_x):
@@ -530,6 +553,7 @@ def scale_by_rprop(learning_rate: Any, eta_minus: Any = 0.5,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
+    T.reject_complex(fn, updates, _RPROP_COMPLEX)
     updates, s, prev = T.leafwise(leaf, 3, updates, state.step_sizes,
                                   state.prev_updates, name=fn)
     return updates, ScaleByRpropState(step_sizes=s, prev_updates=prev)

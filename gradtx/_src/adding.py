@@ -47,9 +47,10 @@ def add_decayed_weights(weight_decay: base.ScalarOrSchedule = 0.0,
       return updates, new_state  # a constant 0 needs no params
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG.format(name="add_decayed_weights"))
-    s = weight_decay(state.count) if callable(weight_decay) else weight_decay
+    s = T.at(weight_decay, state.count)
     updates = T.leafwise(lambda g, p: (g + T.like(s, g) * p,), 1, updates,
-                         params, name="add_decayed_weights")[0]
+                         params, name="add_decayed_weights",
+                         params_index=0)[0]
     return updates, new_state
 
   update_fn.gradtx_name = "add_decayed_weights"
@@ -110,7 +111,11 @@ def add_noise(eta: Any, gamma: Any, key: Any = None,
 
   def init_fn(params):
     del params
-    return AddNoiseState(count=base.zero_count(), rng_key=key)
+    # A copy made now lands where the counter does (on the mesh, inside
+    # jax.set_mesh), so the step's output key has the same sharding as its
+    # input and the second step does not compile again.
+    return AddNoiseState(count=base.zero_count(),
+                         rng_key=jax.random.clone(key))
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args

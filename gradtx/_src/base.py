@@ -34,6 +34,8 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 
+from gradtx._src import tree as T
+
 Array = jax.Array
 ArrayTree = Any
 Params = Any
@@ -104,12 +106,38 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 
   The sum is computed in the promoted dtype of the two leaves and cast back,
   so bfloat16 params with float32 updates stay bfloat16. ``None`` params stay
-  ``None``.
+  ``None``, and a ``None`` update leaves its param as it is. Updates whose
+  keys or shapes differ from the params' raise a ``ValueError`` (a shape is
+  never broadcast), and a complex update for a real param a ``TypeError``:
+  the cast back would drop its imaginary part.
   """
-  return jax.tree.map(
-      lambda p, u: None if p is None
-      else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
-      params, updates, is_leaf=lambda x: x is None)
+  none = lambda x: x is None
+  try:
+    jax.tree.structure(params, is_leaf=none).flatten_up_to(updates)
+  except (ValueError, TypeError):
+    raise T.structure_error("apply_updates", updates, params, 0,
+                            is_params=True) from None
+
+  def leaf(path, p, u):
+    if p is None or u is None:
+      return p
+    if jnp.shape(u) != jnp.shape(p):
+      raise ValueError(
+          f"apply_updates: the update at {jax.tree_util.keystr(path)} has "
+          f"shape {jnp.shape(u)} but the param has {jnp.shape(p)}. Pass the "
+          f"params the updates were computed for.")
+    dtype = jnp.asarray(p).dtype
+    if (jnp.iscomplexobj(u) and not jnp.issubdtype(dtype,
+                                                     jnp.complexfloating)):
+      raise TypeError(
+          f"apply_updates: the update at {jax.tree_util.keystr(path)} is "
+          f"complex ({jnp.result_type(u)}) but the param is {dtype}; adding "
+          f"it would drop the imaginary part. Were the gradients taken of "
+          f"complex inputs? Take the real part of the loss or of the "
+          f"gradients, or make the param complex.")
+    return jnp.asarray(p + u).astype(dtype)
+
+  return jax.tree_util.tree_map_with_path(leaf, params, updates, is_leaf=none)
 
 
 def safe_increment(count: Array) -> Array:

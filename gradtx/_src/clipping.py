@@ -18,6 +18,10 @@ def clip(max_delta: Any) -> base.GradientTransformation:
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
+    T.reject_complex(
+        "clip", updates, "it bounds each entry to [-max_delta, max_delta], "
+        "an interval of the real line. For complex updates use "
+        "clip_by_global_norm, which bounds their magnitude.")
     return jax.tree.map(lambda g: jnp.clip(g, -max_delta, max_delta),
                         updates), state
 

@@ -61,18 +61,41 @@ def _plan(fn_name: str, txs: Sequence[Any], names: Sequence[str]) -> list:
   return plan
 
 
-def _run(plan, states, updates, params, extra_args):
+def _run(fn_name, names, plan, states, updates, params, extra_args):
   new_states = []
-  for (update_fn, extra, emit), state in zip(plan, states):
-    if emit:
-      updates, state = update_fn(updates, state, params, emit_moments=True,
-                                 **extra_args)
-    elif extra:
-      updates, state = update_fn(updates, state, params, **extra_args)
-    else:
-      updates, state = update_fn(updates, state, params)
+  for i, ((update_fn, extra, emit), state) in enumerate(zip(plan, states)):
+    try:
+      if emit:
+        updates, state = update_fn(updates, state, params, emit_moments=True,
+                                   **extra_args)
+      elif extra:
+        updates, state = update_fn(updates, state, params, **extra_args)
+      else:
+        updates, state = update_fn(updates, state, params)
+    except AttributeError as e:
+      # A member reading a field its state lacks: the state is another
+      # optimizer's (same number of members, other types).
+      if f"'{type(state).__name__}' object has no attribute" not in str(e):
+        raise
+      label = getattr(update_fn, "gradtx_name", None) or "member"
+      raise ValueError(
+          f"{fn_name}: {label} ({names[i]}) cannot read its state, a "
+          f"{type(state).__name__} ({e}). Was the state built by this "
+          f"optimizer's init()? A state from another optimizer cannot be "
+          f"reused; call init(params) on this one.") from None
     new_states.append(state)
   return updates, new_states
+
+
+def _check_state(fn_name: str, state: Any, kind: type, n: int) -> None:
+  ok = isinstance(state, (tuple, list) if kind is tuple else kind)
+  if not ok:
+    hint = (" Did you pass the params where the state goes? The call is "
+            "update(updates, state, params)." if isinstance(state, dict)
+            and kind is tuple else "")
+    raise ValueError(
+        f"{fn_name}: the state must be the {kind.__name__} of {n} member "
+        f"states that init() returned, got a {type(state).__name__}.{hint}")
 
 
 def chain(*transforms: base.GradientTransformation,
@@ -96,11 +119,13 @@ def chain(*transforms: base.GradientTransformation,
     return tuple(tx.init(params) for tx in txs)
 
   def update_fn(updates, state, params=None, **extra_args):
+    _check_state("chain", state, tuple, len(txs))
     if len(state) != len(txs):
       raise ValueError(
           f"chain: the state holds {len(state)} member states but the chain "
           f"has {len(txs)} members. Was it built by this chain's init()?")
-    updates, new_states = _run(plan, state, updates, params, extra_args)
+    updates, new_states = _run("chain", [f"#{i}" for i in range(len(txs))],
+                               plan, state, updates, params, extra_args)
     return updates, tuple(new_states)
 
   return base.GradientTransformation(init_fn, update_fn)
@@ -125,12 +150,14 @@ def named_chain(*transforms: tuple[str, base.GradientTransformation],
     return {n: tx.init(params) for n, tx in zip(names, txs)}
 
   def update_fn(updates, state, params=None, **extra_args):
+    _check_state("named_chain", state, dict, len(txs))
     if set(state) != set(names):
       raise ValueError(
           f"named_chain: the state has members {sorted(state)} but the chain "
           f"has {sorted(names)}.")
-    updates, new_states = _run(plan, [state[n] for n in names], updates,
-                               params, extra_args)
+    updates, new_states = _run("named_chain", [repr(n) for n in names], plan,
+                               [state[n] for n in names], updates, params,
+                               extra_args)
     return updates, dict(zip(names, new_states))
 
   return base.GradientTransformation(init_fn, update_fn)

@@ -86,7 +86,8 @@ def lookahead(optimizer: base.GradientTransformation, sync_period: int = 5,
       return (jnp.where(sync, (new_slow - p).astype(u.dtype), u),
               jnp.where(sync, new_slow, slow))
 
-    out, slow = T.leafwise(leaf, 2, fast_updates, params, state.slow, name=fn)
+    out, slow = T.leafwise(leaf, 2, fast_updates, params, state.slow, name=fn,
+                           params_index=0)
     if reset_state:
       fresh = optimizer.init(slow)
       inner_state = jax.tree.map(lambda a, b: jnp.where(sync, a, b), fresh,

@@ -47,7 +47,8 @@ def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any],
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    step_size = step_size_fn(state.count)
+    step_size = T.check_schedule_value(step_size_fn,
+                                       step_size_fn(state.count))
     updates = T.leafwise(lambda g: (jnp.array(step_size, dtype=g.dtype) * g,),
                          1, updates, name="scale_by_schedule")[0]
     return updates, ScaleByScheduleState(
@@ -70,5 +71,5 @@ def scale_by_learning_rate(learning_rate: Optional[base.ScalarOrSchedule],
   V.check_learning_rate("scale_by_learning_rate", learning_rate)
   m = -1 if flip_sign else 1
   if callable(learning_rate):
-    return scale_by_schedule(lambda count: m * learning_rate(count))
+    return scale_by_schedule(lambda count: m * T.at(learning_rate, count))
   return scale(m * learning_rate)

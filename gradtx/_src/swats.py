@@ -95,6 +95,10 @@ def swats(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
+    T.reject_complex(
+        fn, updates, "its switching test projects Adam's step on the "
+        "gradient, a real dot product that has no complex form here. For "
+        "complex parameters use adam, or sgd with momentum.")
     lr = T.at(learning_rate, state.count)
     k = base.safe_increment(state.count)
     bc1, bc2 = 1 - b1 ** k, 1 - b2 ** k

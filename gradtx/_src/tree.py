@@ -26,19 +26,55 @@ def tree_zeros_like(tree: Any, dtype: Optional[Any] = None) -> Any:
   (``jnp.asarray(0.3)``): state that changed weak type after one step would
   make the jitted step compile twice.
 
-  ``zeros_like`` rather than ``zeros(shape)``: it gives each buffer its
-  leaf's sharding, eagerly and under ``jit`` with explicit mesh axes, where
+  Each buffer gets its leaf's sharding: eagerly, and under ``jit`` with
+  explicit or automatic mesh axes (see :func:`follow_sharding`), where
   ``zeros(shape)`` would put the whole state on one device.
   """
-  return jax.tree.map(lambda x: jnp.zeros_like(
-      x, dtype=dtype or jnp.result_type(x)), tree)
+  return jax.tree.map(lambda x: follow_sharding(jnp.zeros_like(
+      x, dtype=dtype or jnp.result_type(x)), x), check_params(tree))
 
 
 def tree_full_like(tree: Any, value: Any, dtype: Optional[Any] = None) -> Any:
   """``value`` broadcast to each leaf's shape, in ``dtype`` or the leaf's,
   with the leaf's sharding (see :func:`tree_zeros_like`)."""
-  return jax.tree.map(lambda x: jnp.full_like(
-      x, value, dtype=dtype or jnp.result_type(x)), tree)
+  return jax.tree.map(lambda x: follow_sharding(jnp.full_like(
+      x, value, dtype=dtype or jnp.result_type(x)), x), check_params(tree))
+
+
+def follow_sharding(new: jax.Array, leaf: Any) -> jax.Array:
+  """``new``, tied to ``leaf`` under a trace so that it takes its sharding.
+
+  Under ``jit`` with automatic mesh axes a constant has no sharding of its
+  own, and XLA would replicate the whole state on every device. Selecting it
+  against the leaf makes sharding propagation give it the leaf's; XLA folds
+  the select away once the program is partitioned, so nothing of the leaf
+  is read at run time (a NaN in it cannot leak). Eagerly, ``zeros_like``
+  already took the leaf's sharding.
+  """
+  if not isinstance(leaf, jax.core.Tracer) or leaf.shape != new.shape:
+    return new
+  if jnp.iscomplexobj(leaf) and not jnp.iscomplexobj(new):
+    leaf = leaf.real
+  return jnp.where(True, new, leaf.astype(new.dtype))
+
+
+def check_params(tree: Any) -> Any:
+  """Returns ``tree`` if every leaf can be a param (an array, an abstract
+  ``jax.ShapeDtypeStruct`` or a Python number); raises a ``TypeError`` with
+  the key path otherwise, before ``init`` fails obscurely on it."""
+  for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    numeric = isinstance(x, (bool, int, float, complex, np.number,
+                             np.bool_))
+    dtype = getattr(x, "dtype", None)
+    if not (numeric or (dtype is not None and hasattr(x, "shape") and (
+        jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)
+        or jnp.issubdtype(dtype, jax.dtypes.prng_key)))):
+      raise TypeError(
+          f"gradtx init: the param at {jax.tree_util.keystr(path)} is "
+          f"{_describe(x)}; params must be numeric arrays. Keep strings, "
+          f"callables and other objects out of the params tree (as static "
+          f"fields or in a separate tree).")
+  return tree
 
 
 def tree_strong(tree: Any) -> Any:
@@ -75,8 +111,36 @@ def tree_global_norm(tree: Any) -> jax.Array:
 
 
 def at(h: Any, count: Any) -> Any:
-  """A hyperparameter's value at step ``count``: ``h(count)`` for a schedule."""
-  return h(count) if callable(h) else h
+  """A hyperparameter's value at step ``count``: ``h(count)`` for a schedule.
+
+  A schedule must return a real scalar; anything else (an array of several
+  entries would broadcast against the params) raises here.
+  """
+  if not callable(h):
+    return h
+  return check_schedule_value(h, h(count))
+
+
+def check_schedule_value(h: Any, value: Any) -> Any:
+  """Returns ``value``, the output of the schedule ``h``, if it is a real
+  scalar (a Python number or a 0-d real array, traced or not); raises a
+  ``ValueError`` that names the schedule otherwise."""
+  if isinstance(value, (bool, np.bool_)):
+    ok = False
+  elif isinstance(value, (int, float, np.integer, np.floating)):
+    ok = True
+  else:
+    dtype = getattr(value, "dtype", None)
+    ok = (dtype is not None and getattr(value, "shape", None) == ()
+          and (jnp.issubdtype(dtype, jnp.floating)
+               or jnp.issubdtype(dtype, jnp.integer)))
+  if not ok:
+    what = getattr(h, "__qualname__", None) or repr(h)
+    raise ValueError(
+        f"gradtx: the schedule {what} returned {_describe(value)}; a "
+        f"schedule must return a real scalar (a number or a 0-d array) for "
+        f"each step. For per-parameter values use gradtx.partition.")
+  return value
 
 
 def like(h: Any, x: jax.Array) -> Any:
@@ -166,22 +230,56 @@ def _paths(tree: Any) -> list:
           jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_none)[0]]
 
 
-def _structure_error(name: str, tree: Any, other: Any, i: int) -> ValueError:
+def _describe(x: Any) -> str:
+  """``x`` in a few words, for error messages."""
+  if hasattr(x, "shape") and hasattr(x, "dtype"):
+    return f"an array of shape {x.shape} and dtype {x.dtype}"
+  text = repr(x)
+  text = text if len(text) <= 40 else text[:37] + "..."
+  return f"a {type(x).__name__} ({text})"
+
+
+def reject_complex(name: str, tree: Any, why: str) -> None:
+  """Raises a ``TypeError`` naming ``name`` if a leaf of ``tree`` is complex.
+
+  For the transforms whose maths has no complex form. Dtypes are static
+  under ``jit``, so this costs nothing when the step runs.
+  """
+  for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating):
+      raise TypeError(
+          f"{name}: the update at {jax.tree_util.keystr(path)} is complex "
+          f"({dtype}), which {name} does not support: {why}")
+
+
+def structure_error(name: str, tree: Any, other: Any, i: int,
+                    is_params: bool = False) -> ValueError:
+  """The ``ValueError`` for ``tree`` (the updates) not matching ``other``,
+  the ``i``-th state tree or the params: which keys are missing or extra,
+  or the two structures when only the containers differ."""
   mine, theirs = _paths(tree), _paths(other)
   missing = [p for p in theirs if p not in set(mine)]
   extra = [p for p in mine if p not in set(theirs)]
+  what = "params" if is_params else "state"
   if missing or extra:
     detail = ""
     if extra:
-      detail += ("\n  in the updates but not in the state: "
+      detail += (f"\n  in the updates but not in the {what}: "
                  + ", ".join(extra[:5]))
     if missing:
-      detail += ("\n  in the state but not in the updates: "
+      detail += (f"\n  in the {what} but not in the updates: "
                  + ", ".join(missing[:5]))
   else:
     detail = (f"\n  the keys agree but the containers differ:"
               f"\n  updates: {jax.tree.structure(tree, is_leaf=_is_none)}"
-              f"\n  state:   {jax.tree.structure(other, is_leaf=_is_none)}")
+              f"\n  {what + ':':9s}"
+              f"{jax.tree.structure(other, is_leaf=_is_none)}")
+  if is_params:
+    return ValueError(
+        f"{name}: the updates do not match the params.{detail}\n  Pass the "
+        f"params these gradients were taken of, with the same keys and "
+        f"containers.")
   return ValueError(
       f"{name}: the updates do not match the optimizer state (state tree "
       f"#{i + 1}).{detail}\n  Was the state built by init() on params with "
@@ -189,7 +287,8 @@ def _structure_error(name: str, tree: Any, other: Any, i: int) -> ValueError:
 
 
 def leafwise(fn: Callable[..., tuple], n_out: int, tree: Any, *rest: Any,
-             name: str = "gradtx", same_shape: bool = True) -> tuple:
+             name: str = "gradtx", same_shape: bool = True,
+             params_index: Optional[int] = None) -> tuple:
   """Applies ``fn(leaf, *rest_leaves) -> tuple`` once per leaf of ``tree``.
 
   Returns ``n_out`` trees with ``tree``'s structure. Leaves of ``tree`` that
@@ -198,6 +297,11 @@ def leafwise(fn: Callable[..., tuple], n_out: int, tree: Any, *rest: Any,
   and, with ``same_shape``, leaves of the same shapes. Mismatches, and
   leaves of ``tree`` that are not floating or complex, raise an error that
   names ``name`` and the key path.
+
+  ``rest[params_index]``, if given, is the params: errors about it say so,
+  and it may hold an array where the update is ``None`` (the param is left
+  alone). Any other rest tree (state) may not: the ``None`` output would
+  silently drop that state.
   """
   leaves, treedef = jax.tree.flatten(tree, is_leaf=_is_none)
   others = []
@@ -205,12 +309,28 @@ def leafwise(fn: Callable[..., tuple], n_out: int, tree: Any, *rest: Any,
     try:
       others.append(treedef.flatten_up_to(other))
     except (ValueError, TypeError):
-      raise _structure_error(name, tree, other, i) from None
+      raise structure_error(name, tree, other, i,
+                            is_params=i == params_index) from None
   for j, leaf in enumerate(leaves):
     if leaf is None:
+      for i, o in enumerate(others):
+        if i != params_index and o[j] is not None:
+          raise ValueError(
+              f"{name}: the update at {_paths(tree)[j]} is None but state "
+              f"tree #{i + 1} holds {_describe(o[j])} there; a None update "
+              f"would drop that state. None is for params that are None at "
+              f"init(). To leave a param unchanged, give it a zero gradient "
+              f"or exclude it with gradtx.masked, gradtx.partition or "
+              f"gradtx.freeze.")
       continue
     dtype = getattr(leaf, "dtype", None)
-    if dtype is None or not jnp.issubdtype(dtype, jnp.inexact):
+    if dtype is None:
+      raise TypeError(
+          f"{name}: the update at {_paths(tree)[j]} is {_describe(leaf)}, "
+          f"not an array; gradients must be arrays of a floating or complex "
+          f"dtype (wrap numbers with jnp.asarray). Keep non-array leaves out "
+          f"of the params, e.g. in a separate tree or as static fields.")
+    if not jnp.issubdtype(dtype, jnp.inexact):
       path = _paths(tree)[j]
       raise TypeError(
           f"{name}: the update at {path} has dtype {dtype}; gradients must be "
@@ -220,6 +340,12 @@ def leafwise(fn: Callable[..., tuple], n_out: int, tree: Any, *rest: Any,
     if same_shape:
       for i, o in enumerate(others):
         if o[j] is not None and getattr(o[j], "shape", None) != leaf.shape:
+          if i == params_index:
+            raise ValueError(
+                f"{name}: shape mismatch at {_paths(tree)[j]}: the update "
+                f"has shape {leaf.shape} but the param has "
+                f"{getattr(o[j], 'shape', None)}. Pass the params these "
+                f"gradients were taken of.")
           raise ValueError(
               f"{name}: shape mismatch at {_paths(tree)[j]}: the update has "
               f"shape {leaf.shape} but state tree #{i + 1} holds "

@@ -67,6 +67,12 @@ def check_decay(fn: str, arg: str, value: Any) -> None:
 
 def check_learning_rate(fn: str, value: Any, arg: str = "learning_rate",
                         ) -> None:
+  if value is None:
+    # None would reach scale_by_learning_rate(None), the identity, and the
+    # optimizer would step along the gradient: uphill.
+    raise ValueError(
+        f"{fn}: {arg} is None; pass a step size such as 1e-3 or a schedule "
+        f"of the step count.")
   check_interval(
       fn, arg, value, 0.0, math.inf,
       hint="gradtx negates the step itself; pass a finite, positive step "

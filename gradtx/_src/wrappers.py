@@ -20,6 +20,10 @@ def _key_name(k: Any) -> Any:
   return str(k)
 
 
+def _fmt_key(names: tuple) -> str:
+  return "".join(f"[{n!r}]" for n in names)
+
+
 def broadcast_to_params(fn: str, spec: Any, params: Any) -> Any:
   """A tree of per-leaf values with ``params``' structure, from ``spec``.
 
@@ -38,19 +42,41 @@ def broadcast_to_params(fn: str, spec: Any, params: Any) -> Any:
   table = {tuple(_key_name(k) for k in path): v
            for path, v in jax.tree_util.tree_flatten_with_path(spec)[0]}
   paths, treedef = jax.tree_util.tree_flatten_with_path(params)
-  out = []
+  out, used = [], set()
   for path, _ in paths:
     names = tuple(_key_name(k) for k in path)
     for n in range(len(names), -1, -1):
       if names[:n] in table:
         out.append(table[names[:n]])
+        used.add(names[:n])
         break
     else:
       raise ValueError(
           f"{fn}: no entry for the param at {jax.tree_util.keystr(path)}. "
           f"Give a value for every param, or for one of its parent keys; the "
-          f"spec has entries for {sorted(map(str, table))[:8]}.")
+          f"spec has entries for {sorted(map(_fmt_key, table))[:8]}.")
+  unused = [k for k in table if k not in used]
+  if unused and paths:
+    # An entry that matches no param is almost always a typo or a renamed
+    # layer: the param it meant silently got another entry's value.
+    raise ValueError(
+        f"{fn}: the spec has entries for "
+        f"{sorted(map(_fmt_key, unused))[:8]}, which match no param. The "
+        f"params have {[jax.tree_util.keystr(p) for p, _ in paths][:8]}.")
   return jax.tree.unflatten(treedef, out)
+
+
+def _static_mask(fn: str, mask_tree: Any) -> Any:
+  """Returns ``mask_tree`` if its leaves are known at trace time."""
+  for path, m in jax.tree_util.tree_flatten_with_path(mask_tree)[0]:
+    if isinstance(m, jax.core.Tracer):
+      raise TypeError(
+          f"{fn}: the mask at {jax.tree_util.keystr(path)} is a traced "
+          f"value. A mask decides which params have state, so it must be "
+          f"known when the step is traced: compute it from the params' "
+          f"names, shapes or dtypes (e.g. lambda p: jax.tree.map(lambda x: "
+          f"x.ndim > 1, p)), not from their values.")
+  return mask_tree
 
 
 class MaskedNode(NamedTuple):
@@ -84,7 +110,7 @@ def masked(inner: base.GradientTransformation,
     return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask_tree, tree)
 
   def get_mask(tree):
-    return broadcast_to_params("masked", mask, tree)
+    return _static_mask("masked", broadcast_to_params("masked", mask, tree))
 
   def init_fn(params):
     return MaskedState(inner_state=inner.init(apply_mask(params,
@@ -189,9 +215,11 @@ def freeze(mask: Union[Any, Callable[[Any], Any]],
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    m = broadcast_to_params("freeze", mask, updates)
-    return jax.tree.map(lambda f, u: jnp.zeros_like(u) if f else u, m,
-                        updates), state
+    m = _static_mask("freeze", broadcast_to_params("freeze", mask, updates))
+    # follow_sharding: the zeros keep the update's sharding under jit.
+    return jax.tree.map(
+        lambda f, u: T.follow_sharding(jnp.zeros_like(u), u) if f else u, m,
+        updates), state
 
   update_fn.gradtx_name = "freeze"
   return base.GradientTransformation(base.init_empty_state, update_fn)
@@ -207,12 +235,12 @@ def ema_params(decay: Any = 0.999) -> base.GradientTransformation:
   r"""Keeps an exponential moving average of the weights, for evaluation.
 
   .. math::
-     ar	heta_t = eta\,ar	heta_{t-1} + (1-eta)\,	heta_t,\qquad
-     ar	heta_0 = 	heta_0
+     \bar\theta_t = \beta\,\bar\theta_{t-1} + (1-\beta)\,\theta_t,\qquad
+     \bar\theta_0 = \theta_0
 
   (Polyak & Juditsky 1992 averaging, in its exponential form). The updates
   pass through unchanged; put it last in the chain so that
-  :math:`	heta_t` is ``params + updates``. Read ``state.ema`` (for a
+  :math:`\theta_t` is ``params + updates``. Read ``state.ema`` (for a
   chain, the last member's state) to evaluate.
 
   Example:
@@ -237,7 +265,8 @@ def ema_params(decay: Any = 0.999) -> base.GradientTransformation:
       b, omb = T.pair(beta, e)
       return (b * e + omb * (p + u).astype(e.dtype),)
 
-    ema = T.leafwise(leaf, 1, updates, params, state.ema, name=fn)[0]
+    ema = T.leafwise(leaf, 1, updates, params, state.ema, name=fn,
+                     params_index=0)[0]
     return updates, EmaParamsState(count=base.safe_increment(state.count),
                                    ema=ema)
 
