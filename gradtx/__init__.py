@@ -63,6 +63,16 @@ from gradtx._src.combine import named_chain
 from gradtx._src.inject import Hyperparams
 from gradtx._src.inject import InjectHyperparamsState
 from gradtx._src.inject import inject_hyperparams
+from gradtx._src.lbfgs import BacktrackingLinesearchInfo
+from gradtx._src.lbfgs import ScaleByBacktrackingLinesearchState
+from gradtx._src.lbfgs import ScaleByLBFGSState
+from gradtx._src.lbfgs import ScaleByZoomLinesearchState
+from gradtx._src.lbfgs import ZoomLinesearchInfo
+from gradtx._src.lbfgs import lbfgs
+from gradtx._src.lbfgs import scale_by_backtracking_linesearch
+from gradtx._src.lbfgs import scale_by_lbfgs
+from gradtx._src.lbfgs import scale_by_zoom_linesearch
+from gradtx._src.lbfgs import value_and_grad_from_state
 from gradtx._src.lookahead import LookaheadState
 from gradtx._src.lookahead import lookahead
 from gradtx._src.lr_find import LRFindResult
@@ -114,6 +124,7 @@ __all__ = (
     "AddNoiseState",
     "AmsgradMaxState",
     "ApplyIfFiniteState",
+    "BacktrackingLinesearchInfo",
     "EmaParamsState",
     "EmaState",
     "EmptyState",
@@ -129,13 +140,17 @@ __all__ = (
     "PartitionState",
     "ScaleByAdaDeltaState",
     "ScaleByAdamState",
+    "ScaleByBacktrackingLinesearchState",
+    "ScaleByLBFGSState",
     "ScaleByRmsState",
     "ScaleByRpropState",
     "ScaleByRssState",
     "ScaleByScheduleState",
     "ScaleByStddevState",
+    "ScaleByZoomLinesearchState",
     "SwatsState",
     "TraceState",
+    "ZoomLinesearchInfo",
     "adabound",
     "adadelta",
     "adagrad",
@@ -167,6 +182,7 @@ __all__ = (
     "inverse_sqrt_decay",
     "inverse_time_decay",
     "join_schedules",
+    "lbfgs",
     "linear_onecycle_schedule",
     "linear_schedule",
     "lookahead",
@@ -189,12 +205,15 @@ __all__ = (
     "scale_by_adadelta",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_backtracking_linesearch",
+    "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_rms",
     "scale_by_rprop",
     "scale_by_rss",
     "scale_by_schedule",
     "scale_by_stddev",
+    "scale_by_zoom_linesearch",
     "sgd",
     "sgdr_schedule",
     "sgdw",
@@ -206,6 +225,7 @@ __all__ = (
     "tree_full_like",
     "tree_global_norm",
     "tree_zeros_like",
+    "value_and_grad_from_state",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
 )

@@ -22,7 +22,8 @@ def test_every_public_name_is_documented():
 def test_every_named_optimizer_docstring_has_formula_paper_and_example():
   named = ["sgd", "sgdw", "adagrad", "adadelta", "rmsprop", "rprop", "adam",
            "adamw", "adamax", "nadam", "nadamw", "noisy_sgd", "amsgrad",
-           "radam", "adabound", "amsbound", "ranger", "swats", "lookahead"]
+           "radam", "adabound", "amsbound", "ranger", "swats", "lookahead",
+           "lbfgs"]
   for name in named:
     doc = inspect.getdoc(getattr(gradtx, name))
     assert ".. math::" in doc or ":math:" in doc, f"{name}: no formula"

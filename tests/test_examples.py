@@ -49,3 +49,14 @@ def test_lookahead_swats_example_reports_the_switch(capsys):
   out = capsys.readouterr().out
   assert "switched=True" in out
   assert all(v < 5.0 for v in results.values())
+
+
+def test_lbfgs_fit_example_reduces_both_losses(capsys):
+  pytest.importorskip("sklearn")
+  results = _load("lbfgs_fit").main(["--steps", "5"])
+  assert list(results) == ["logistic regression", "MLP 64-32-10"]
+  for r in results.values():
+    assert r["last"] < 0.5 * r["first"]
+    # One evaluation at the start, then at least one per step.
+    assert r["steps"] == 5 and r["evaluations"] >= 6
+  assert "evaluations" in capsys.readouterr().out

@@ -4,6 +4,8 @@ For each entry of ``registry.SPECS``: convergence on an ill-conditioned
 quadratic and on Rosenbrock; ``jax.jit`` equals eager; the second jitted
 call does not recompile; ``update`` keeps the state's tree structure, shapes
 and dtypes; updates keep the params' dtype (float32, bfloat16, float64).
+Entries flagged ``needs_objective`` (line searches) are also given the
+objective the gradients come from, as ``value``, ``grad`` and ``value_fn``.
 """
 
 import jax
@@ -32,10 +34,19 @@ Q0 = {"x": jnp.array([1.0, 1.0]), "y": jnp.array([1.0, -1.0, 0.5])}
 R0 = {"x": jnp.array([-1.2, 1.0])}
 
 
-def _minimise(tx, f, p0, steps):
+def _objective(spec, f, p, g, **data):
+  """What a line search reads from update(): the objective ``f`` (whose
+  gradient at ``p`` is ``g``), its value and the data it takes."""
+  if not spec.needs_objective:
+    return {}
+  return dict(value=f(p, **data), grad=g, value_fn=f, **data)
+
+
+def _minimise(spec, tx, f, p0, steps):
   def step(carry, _):
     p, s = carry
-    u, s = tx.update(jax.grad(f)(p), s, p)
+    g = jax.grad(f)(p)
+    u, s = tx.update(g, s, p, **_objective(spec, f, p, g))
     return (gradtx.apply_updates(p, u), s), None
 
   (p, _), _ = jax.lax.scan(step, (p0, tx.init(p0)), None, length=steps)
@@ -44,16 +55,16 @@ def _minimise(tx, f, p0, steps):
 
 @pytest.mark.parametrize("spec", CONVERGING, ids=[s.name for s in CONVERGING])
 def test_converges_on_quadratic(spec):
-  loss = jax.jit(lambda: _minimise(spec.make(spec.lr_quadratic), quadratic,
-                                   Q0, 500))()
+  loss = jax.jit(lambda: _minimise(spec, spec.make(spec.lr_quadratic),
+                                   quadratic, Q0, 500))()
   assert float(quadratic(Q0)) == 7.5
   assert float(loss) < 1e-3, f"{spec.name}: quadratic loss {float(loss)}"
 
 
 @pytest.mark.parametrize("spec", CONVERGING, ids=[s.name for s in CONVERGING])
 def test_converges_on_rosenbrock(spec):
-  loss = jax.jit(lambda: _minimise(spec.make(spec.lr_rosenbrock), rosenbrock,
-                                   R0, spec.rosenbrock_steps))()
+  loss = jax.jit(lambda: _minimise(spec, spec.make(spec.lr_rosenbrock),
+                                   rosenbrock, R0, spec.rosenbrock_steps))()
   assert float(loss) < spec.rosenbrock_tol, (
       f"{spec.name}: Rosenbrock loss {float(loss)} (start 24.2)")
 
@@ -68,10 +79,23 @@ def _grads(params, i):
                       params)
 
 
+def _wavy(params, step):
+  """The objective whose gradient is ``_grads(params, step)``."""
+  return sum(jnp.sum(-2.0 / 3.0 * jnp.cos(3.0 * p + step))
+             for p in jax.tree.leaves(params))
+
+
+def _update_fn(spec, tx):
+  """``update(grads, state, params, step)``, given the objective if needed."""
+  def update(g, s, p, i):
+    return tx.update(g, s, p, **_objective(spec, _wavy, p, g, step=i))
+  return update
+
+
 def _run(tx, params, steps, step_fn):
   state = tx.init(params)
   for i in range(steps):
-    updates, state = step_fn(_grads(params, i), state, params)
+    updates, state = step_fn(_grads(params, i), state, params, i)
     params = gradtx.apply_updates(params, updates)
   return params, state
 
@@ -81,12 +105,13 @@ def test_jit_equals_eager_and_compiles_once(spec):
   tx = spec.make(1e-2)
   params = _params(jnp.float64)
   traces = []
+  update = _update_fn(spec, tx)
 
-  def step(g, s, p):
+  def step(g, s, p, i):
     traces.append(1)
-    return tx.update(g, s, p)
+    return update(g, s, p, i)
 
-  eager_p, eager_s = _run(tx, params, 4, tx.update)
+  eager_p, eager_s = _run(tx, params, 4, update)
   jit_p, jit_s = _run(tx, params, 4, jax.jit(step))
   assert len(traces) == 1, f"{spec.name}: the jitted step was traced " \
       f"{len(traces)} times in 4 calls"
@@ -110,8 +135,9 @@ def test_state_stable_and_dtype_kept(spec, dtype):
   params = _params(dtype)
   state = tx.init(params)
   before = _signature(state)
+  update = _update_fn(spec, tx)
   for i in range(2):
-    updates, state = tx.update(_grads(params, i), state, params)
+    updates, state = update(_grads(params, i), state, params, i)
     assert _signature(state) == before, f"{spec.name}: state changed shape"
     for u, p in zip(jax.tree.leaves(updates), jax.tree.leaves(params)):
       assert u.dtype == p.dtype, f"{spec.name}: {u.dtype} update for {p.dtype}"
