@@ -105,7 +105,8 @@ def lr_find(loss_fn: Callable[[Any, Any], Any], params: Any,
     optimizer_factory: ``learning_rate -> GradientTransformation``, e.g.
       ``gradtx.adam`` or ``lambda lr: gradtx.sgd(lr, momentum=0.9)``. It is
       given a schedule.
-    min_lr, max_lr: the ends of the sweep.
+    min_lr: the first learning rate of the sweep.
+    max_lr: the last one.
     num_steps: how many steps (learning rates) to try.
     smoothing: the EMA weight of past losses, in [0, 1).
     diverge_threshold: stop once the smoothed loss exceeds this multiple of

@@ -1,0 +1,300 @@
+"""Draws the figures of the documentation.
+
+    python docs/make_figures.py --out docs/figures
+
+``docs/hooks.py`` runs it before every ``mkdocs build`` whose inputs changed,
+so no figure is placed by hand; ``docs/figures/`` is gitignored. It takes
+about 10 s of CPU, most of it compiling: each optimizer runs on both
+problems in one jitted ``jax.lax.scan``.
+
+Figures:
+
+* ``sgd.png``, ``adaptive.png``, ``adam.png``, ``wrappers.png``: a family of
+  optimizers on an ill-conditioned quadratic ravine and on Rosenbrock's
+  function, trajectories and loss against the step;
+* ``schedules.png``: the schedules;
+* ``lr_find.png``: ``gradtx.lr_find`` on a small classifier, with its
+  ``plot()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+import gradtx  # noqa: E402
+
+# PNGs without a timestamp or version, so the same inputs give the same bytes.
+SAVE = dict(dpi=96, metadata={"Software": None})
+
+
+# --------------------------------------------------------------------------
+# Trajectories: two problems, four families of optimizers
+
+
+def ravine(p):
+  """An ill-conditioned quadratic: curvatures 0.02 along x and 0.8 along y."""
+  return (p[0] ** 2 + 40.0 * p[1] ** 2) / 100.0
+
+
+def rosenbrock(p):
+  """Rosenbrock's banana, minimum 0 at (1, 1)."""
+  return (1.0 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2
+
+
+PROBLEMS = {
+    "ravine": dict(loss=ravine, start=(-9.0, 1.5), steps=150,
+                   box=(-10, 2, -2, 2), minimum=(0.0, 0.0),
+                   title="ravine (x² + 40 y²) / 100", legend="lower right"),
+    "rosenbrock": dict(loss=rosenbrock, start=(-1.2, 1.0), steps=2000,
+                       box=(-2, 2, -1, 3), minimum=(1.0, 1.0),
+                       title="Rosenbrock", legend="upper right"),
+}
+
+
+def _momentum(lr):
+  return gradtx.sgd(lr, momentum=0.9)
+
+
+# Per family: label -> (factory of the learning rate, ravine lr, Rosenbrock
+# lr). Rates are picked by hand per problem, about the best of a coarse grid.
+# RAdam (and Ranger, Lookahead over it) takes plain momentum steps of size
+# lr * m_t in its first steps, so Rosenbrock's large early gradients force a
+# small rate on it.
+FAMILIES: dict[str, dict[str, tuple]] = {
+    "sgd": {
+        "sgd": (gradtx.sgd, 1.8, 1.5e-3),
+        "sgd, momentum 0.9": (_momentum, 0.2, 1.5e-4),
+        "sgd, nesterov 0.9": (
+            lambda lr: gradtx.sgd(lr, momentum=0.9, nesterov=True), 0.2,
+            1.5e-4),
+    },
+    "adaptive": {
+        "adagrad": (gradtx.adagrad, 1.0, 0.5),
+        "rmsprop": (gradtx.rmsprop, 0.1, 3e-3),
+        "adadelta": (gradtx.adadelta, 30.0, 1.0),
+        "rprop": (gradtx.rprop, 0.1, 0.01),
+    },
+    "adam": {
+        "adam": (gradtx.adam, 0.3, 0.05),
+        "amsgrad": (gradtx.amsgrad, 0.3, 0.05),
+        "radam": (gradtx.radam, 0.5, 5e-3),
+        "adabound (final_lr = lr/10)": (
+            lambda lr: gradtx.adabound(lr, final_lr=lr / 10), 0.3, 0.05),
+    },
+    "wrappers": {
+        "sgd, momentum 0.9": (_momentum, 0.2, 1.5e-4),
+        "lookahead(sgd, momentum 0.9)": (
+            lambda lr: gradtx.lookahead(_momentum(lr), sync_period=6,
+                                        slow_step_size=0.5), 0.2, 1.5e-4),
+        "ranger": (gradtx.ranger, 0.5, 5e-3),
+        "swats": (gradtx.swats, 0.3, 0.05),
+    },
+}
+
+
+_RUNS: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+
+
+def run(label: str, spec: tuple) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Both problems at once, one jitted ``lax.scan``: per problem, the points
+  visited and the losses.
+
+  The params are ``{problem: point}`` and ``gradtx.partition`` gives each
+  point its own optimizer (and learning rate), so the two runs are as
+  independent as two separate ones; they share one compilation. Runs are
+  memoised by label: a label shared by two figures is the same run.
+  """
+  if label in _RUNS:
+    return _RUNS[label]
+  names = list(PROBLEMS)
+  factory, *lrs = spec
+  tx = gradtx.partition({n: factory(lr) for n, lr in zip(names, lrs)},
+                        {n: n for n in names})
+  steps = max(prob["steps"] for prob in PROBLEMS.values())
+
+  def losses(p):
+    return {n: PROBLEMS[n]["loss"](p[n]) for n in names}
+
+  @jax.jit
+  def go(p0):
+    def step(carry, _):
+      p, s = carry
+      g = jax.grad(lambda q: sum(losses(q).values()))(p)
+      u, s = tx.update(g, s, p)
+      return (gradtx.apply_updates(p, u), s), (p, losses(p))
+
+    _, (ps, values) = jax.lax.scan(step, (p0, tx.init(p0)), None,
+                                   length=steps)
+    return ps, values
+
+  ps, values = go({n: jnp.asarray(PROBLEMS[n]["start"], jnp.float32)
+                   for n in names})
+  _RUNS[label] = {n: (np.asarray(ps[n])[:PROBLEMS[n]["steps"]],
+                      np.asarray(values[n])[:PROBLEMS[n]["steps"]])
+                  for n in names}
+  return _RUNS[label]
+
+
+def family_figure(family: str, out: pathlib.Path) -> None:
+  fig, axes = plt.subplots(1, 3, figsize=(14, 3.9),
+                           gridspec_kw=dict(width_ratios=[1.4, 1.0, 1.1]))
+  family_specs = FAMILIES[family]
+  runs = {label: run(label, spec) for label, spec in family_specs.items()}
+  for k, (name, prob) in enumerate(PROBLEMS.items()):
+    ax = axes[k]
+    x0, x1, y0, y1 = prob["box"]
+    xs, ys = np.meshgrid(np.linspace(x0, x1, 160), np.linspace(y0, y1, 120))
+    zs = np.asarray(prob["loss"](np.stack([xs, ys])))
+    ax.contour(xs, ys, np.log1p(zs), levels=18, colors="0.75",
+               linewidths=0.6)
+    ax.plot(*prob["minimum"], marker="*", color="k", markersize=10, zorder=5)
+    for i, (label, result) in enumerate(runs.items()):
+      ps, values = result[name]
+      lr = family_specs[label][1 + k]
+      ax.plot(ps[:, 0], ps[:, 1], lw=1.3, color=f"C{i}",
+              label=f"{label}, lr {lr:g}")
+      axes[2].semilogy(np.maximum(values, 1e-12), color=f"C{i}",
+                       ls="-" if k else ":", label=label if k else None)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_title(f"{prob['title']}, {prob['steps']} steps", fontsize=10)
+    ax.legend(fontsize=7, loc=prob["legend"])
+  axes[2].set_xlabel("step")
+  axes[2].set_ylabel("loss (dotted: ravine, solid: Rosenbrock)", fontsize=8)
+  axes[2].set_ylim(1e-10, 1e3)
+  axes[2].set_title("loss", fontsize=10)
+  fig.tight_layout()
+  fig.savefig(out / f"{family}.png", **SAVE)
+  plt.close(fig)
+
+
+# --------------------------------------------------------------------------
+# Schedules
+
+
+def schedules_figure(out: pathlib.Path) -> None:
+  n = 300
+  steps = jnp.arange(n)
+  panels = {
+      "warm-up then decay": {
+          "warmup_cosine_decay_schedule(0, 1, 30, 300)":
+              gradtx.warmup_cosine_decay_schedule(0.0, 1.0, 30, 300),
+          "warmup_exponential_decay_schedule(0, 1, 30, 60, 0.5)":
+              gradtx.warmup_exponential_decay_schedule(0.0, 1.0, 30, 60, 0.5),
+          "inverse_sqrt_decay(1, warmup_steps=30)":
+              gradtx.inverse_sqrt_decay(1.0, warmup_steps=30),
+      },
+      "decay": {
+          "exponential_decay(1, 50, 0.5)":
+              gradtx.exponential_decay(1.0, 50, 0.5),
+          "exponential_decay(1, 50, 0.5, staircase=True)":
+              gradtx.exponential_decay(1.0, 50, 0.5, staircase=True),
+          "piecewise_constant_schedule(1, {100: .3, 200: .3})":
+              gradtx.piecewise_constant_schedule(1.0, {100: 0.3, 200: 0.3}),
+          "inverse_time_decay(1, 0.05)":
+              gradtx.inverse_time_decay(1.0, 0.05),
+          "cosine_decay_schedule(1, 300)":
+              gradtx.cosine_decay_schedule(1.0, 300),
+      },
+      "restarts": {
+          "cosine_warm_restarts_schedule(1, 40, period_mult=2)":
+              gradtx.cosine_warm_restarts_schedule(1.0, 40, period_mult=2),
+          "sgdr_schedule(3 x 100 steps, 10 warm-up)":
+              gradtx.sgdr_schedule([dict(init_value=0.0, peak_value=1.0,
+                                         warmup_steps=10, decay_steps=100)]
+                                   * 3),
+      },
+      "cyclic and one-cycle": {
+          "cyclic_schedule(0.1, 1, 40)":
+              gradtx.cyclic_schedule(0.1, 1.0, 40),
+          "cyclic_schedule(0.1, 1, 40, 'triangular2')":
+              gradtx.cyclic_schedule(0.1, 1.0, 40, "triangular2"),
+          "linear_onecycle_schedule(300, 1)":
+              gradtx.linear_onecycle_schedule(300, 1.0),
+          "cosine_onecycle_schedule(300, 1)":
+              gradtx.cosine_onecycle_schedule(300, 1.0),
+      },
+  }
+  # Every schedule over every step, in one compiled function.
+  flat = [s for schedules in panels.values() for s in schedules.values()]
+  values = iter(jax.jit(lambda k: [jax.vmap(s)(k) for s in flat])(steps))
+  fig, axes = plt.subplots(2, 2, figsize=(12, 6.5), sharex=True)
+  for ax, (title, schedules) in zip(axes.flat, panels.items()):
+    for i, label in enumerate(schedules):
+      ax.plot(np.asarray(steps), np.asarray(next(values)), color=f"C{i}",
+              label=label, lw=1.4)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_ylim(0, 1.5)
+  for ax in axes[1]:
+    ax.set_xlabel("step (count)")
+  fig.tight_layout()
+  fig.savefig(out / "schedules.png", **SAVE)
+  plt.close(fig)
+
+
+# --------------------------------------------------------------------------
+# The LR range test
+
+
+def lr_find_figure(out: pathlib.Path) -> None:
+  """lr_find on a one-hidden-layer classifier of 2-D points (5 classes)."""
+  rng = np.random.default_rng(0)
+  centres = rng.normal(size=(5, 2)) * 2.0
+  labels = rng.integers(0, 5, size=4096)
+  points = (centres[labels] + rng.normal(size=(4096, 2))).astype(np.float32)
+
+  def batches():
+    r = np.random.default_rng(1)
+    while True:
+      idx = r.integers(0, len(points), size=64)
+      yield jnp.asarray(points[idx]), jnp.asarray(labels[idx])
+
+  def loss(p, batch):
+    x, y = batch
+    h = jnp.tanh(x @ p["w1"] + p["b1"])
+    logits = h @ p["w2"] + p["b2"]
+    logp = jax.nn.log_softmax(logits)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+  init = np.random.default_rng(2)
+  params = {"w1": jnp.asarray(init.normal(size=(2, 32)) * 0.5, jnp.float32),
+            "b1": jnp.zeros(32),
+            "w2": jnp.asarray(init.normal(size=(32, 5)) * 0.2, jnp.float32),
+            "b2": jnp.zeros(5)}
+  result = gradtx.lr_find(loss, params, batches(), gradtx.adam, min_lr=1e-5,
+                          max_lr=10.0, num_steps=200, smoothing=0.9)
+  fig, ax = plt.subplots(figsize=(7, 3.8))
+  result.plot(ax=ax)
+  ax.set_ylim(0, 1.3 * result.losses[0])
+  ax.set_title(f"gradtx.lr_find(loss, params, batches, gradtx.adam): "
+               f"{result.reason}", fontsize=9)
+  fig.tight_layout()
+  fig.savefig(out / "lr_find.png", **SAVE)
+  plt.close(fig)
+
+
+def main(argv=None) -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--out", default=str(pathlib.Path(__file__).parent
+                                      / "figures"))
+  args = p.parse_args(argv)
+  out = pathlib.Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  for family in FAMILIES:
+    family_figure(family, out)
+  schedules_figure(out)
+  lr_find_figure(out)
+
+
+if __name__ == "__main__":
+  main()
