@@ -124,3 +124,24 @@ SPECS = [
 ]
 
 BY_NAME = {s.name: s for s in SPECS}
+
+
+def objective_kwargs(spec: Spec, params: Any, grads: Any) -> dict:
+  """The keyword arguments a line search reads, for gradients fed directly.
+
+  Tests that feed arbitrary ``grads`` at ``params`` (zeros, huge values,
+  NaN) give an entry flagged ``needs_objective`` the local model whose
+  gradient at ``params`` is exactly ``grads``:
+  ``f(x) = <grads, x - params> + |x - params|**2 / 2`` (value 0 at params).
+  Other entries get nothing.
+  """
+  if not spec.needs_objective:
+    return {}
+
+  def value_fn(x):
+    d = jax.tree.map(lambda a, b: a - b, x, params)
+    terms = jax.tree.map(lambda gi, di: jax.numpy.sum(gi * di + di * di / 2),
+                         grads, d)
+    return sum(jax.tree.leaves(terms))
+
+  return dict(value=value_fn(params), grad=grads, value_fn=value_fn)

@@ -31,7 +31,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gradtx  # noqa: E402
-from registry import SPECS  # noqa: E402
+from registry import SPECS, objective_kwargs  # noqa: E402
 
 # Distinct shapes, so a state buffer's shape names the param it belongs to.
 LAYOUT = {"w": ((8, 4), P("data", "model")), "b": ((6,), P("model"))}
@@ -61,7 +61,18 @@ def _sharding_errors(tree, params, what):
   for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
     if not isinstance(x, jax.Array) or x.ndim == 0:
       continue  # counters, keys and flags are scalars
-    want = by_shape[x.shape]
+    want = by_shape.get(x.shape)
+    if want is None and x.shape[1:] in by_shape:
+      # A stack of per-step copies of a param (L-BFGS's history): sharded
+      # as the param along the trailing axes, not along the stack.
+      inner = by_shape[x.shape[1:]]
+      want = NamedSharding(inner.mesh, P(None, *inner.spec))
+    if want is None:
+      # Per-step scalars (L-BFGS's rho history) belong to no param.
+      if not x.sharding.is_fully_replicated:
+        errors.append(f"{what} {jax.tree_util.keystr(path)}: belongs to no "
+                      f"param and should be replicated, is {x.sharding}")
+      continue
     if not x.sharding.is_equivalent_to(want, x.ndim):
       errors.append(f"{what} {jax.tree_util.keystr(path)}: "
                     f"{getattr(x.sharding, 'spec', x.sharding)}, want "
@@ -96,7 +107,8 @@ def _train(txs, params, states, step):
 
 def _step_fn(txs):
   def step(params, states, grads):
-    out = [tx.update(grads, s, p) for tx, s, p in zip(txs, states, params)]
+    out = [tx.update(grads, s, p, **objective_kwargs(spec, p, grads))
+           for spec, tx, s, p in zip(SPECS, txs, states, params)]
     return [u for u, _ in out], [s for _, s in out]
   return jax.jit(step)
 

@@ -468,6 +468,22 @@ def test_mismatched_params_tree(params, match):
     tx.update(_grads(), tx.init(PARAMS), params)
 
 
+@pytest.mark.parametrize("make,name", [
+    (lambda: gradtx.partition({"a": gradtx.adam(1e-3)}, lambda p: jax.tree.map(
+        lambda _: "a", p)), "partition"),
+    (lambda: gradtx.masked(gradtx.adam(1e-3), lambda p: jax.tree.map(
+        lambda _: True, p)), "masked")])
+def test_mismatched_params_tree_in_a_wrapper(make, name):
+  # Found by test_hypothesis: labels or a mask computed from the updates
+  # were mapped over params with another key set, and jax's own tree error
+  # came out instead of ours.
+  tx = make()
+  with pytest.raises(ValueError, match=rf"(?s){name}: the updates do not "
+                     r"match the params.*in the updates but not in the "
+                     r"params: \['c'\]"):
+    tx.update(_grads(c=jnp.ones(2, F32)), tx.init(PARAMS), PARAMS)
+
+
 @pytest.mark.parametrize("other,match", [
     (lambda: gradtx.sgd(0.1, momentum=0.9), r"chain: scale_by_adam \(#0\) "
      r"cannot read its state, a TraceState .*Was the state built by this "

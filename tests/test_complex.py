@@ -16,7 +16,7 @@ import optax
 import pytest
 
 import gradtx
-from registry import BY_NAME, SPECS
+from registry import BY_NAME, SPECS, objective_kwargs
 from test_numerics import OPTAX_TWINS
 
 # Registered optimizers that refuse complex params, and the transform that
@@ -29,6 +29,7 @@ REJECTED = {
     "adam_amsgrad_rectify_bound": "bound_lr",
     "swats": "swats",
     "swats_per_leaf": "swats",
+    "lbfgs": "scale_by_lbfgs",
 }
 SUPPORTED = [s for s in SPECS if s.name not in REJECTED]
 
@@ -45,10 +46,11 @@ GRADS = [jax.tree.map(lambda p: _complex(p.shape, 3.0), PARAMS)
          for _ in range(6)]
 
 
-def _trajectory(tx, params=PARAMS, grads=GRADS):
+def _trajectory(tx, params=PARAMS, grads=GRADS, spec=None):
   state, out = tx.init(params), []
   for g in grads:
-    updates, state = tx.update(g, state, params)
+    kw = objective_kwargs(spec, params, g) if spec else {}
+    updates, state = tx.update(g, state, params, **kw)
     params = optax.apply_updates(params, updates)
     out.append((updates, params))
   return out
@@ -62,14 +64,15 @@ def test_rejected_names_are_registered():
 
 @pytest.mark.parametrize("spec", SUPPORTED, ids=[s.name for s in SUPPORTED])
 def test_complex_params_work(spec):
-  steps = _trajectory(spec.make(1e-2))
+  steps = _trajectory(spec.make(1e-2), spec=spec)
   state = spec.make(1e-2).init(PARAMS)
   for updates, params in steps:
     for u in jax.tree.leaves(updates):
       assert u.dtype == jnp.complex128
       assert bool(jnp.all(jnp.isfinite(u)))
   assert jax.tree.structure(state) == jax.tree.structure(
-      spec.make(1e-2).update(GRADS[0], state, PARAMS)[1])
+      spec.make(1e-2).update(GRADS[0], state, PARAMS,
+                             **objective_kwargs(spec, PARAMS, GRADS[0]))[1])
 
 
 # optax's MultiSteps accumulates in float32 and drops the imaginary part;
@@ -131,13 +134,13 @@ REJECTIONS = [(name, lambda name=name: BY_NAME[name].make(1e-2), transform)
 def test_complex_rejected_with_the_transform_name(make, transform, jit):
   tx = make()
   params = {"w": PARAMS["w"].astype(jnp.complex64)}
-  state = tx.init(params)
   update = jax.jit(tx.update) if jit else tx.update
+  # Most refuse at the first update; L-BFGS already at init (the params).
   with pytest.raises(TypeError, match=(
-      rf"{transform}: the update at \['w'\] is complex \(complex64\), which "
-      rf"{transform} does not support: .* For complex (parameters|updates) "
-      r"use ")):
-    update(params, state, params)
+      rf"{transform}: the (update|param) at \['w'\] is complex "
+      rf"\(complex64\), which {transform} does not support: .* For complex "
+      r"(parameters|updates) use ")):
+    update(params, tx.init(params), params)
 
 
 def test_real_params_next_to_complex_ones_are_still_rejected():

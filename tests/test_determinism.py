@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import gradtx
-from registry import SPECS
+from registry import SPECS, objective_kwargs
 
 ocp = pytest.importorskip("orbax.checkpoint")
 
@@ -38,8 +38,9 @@ def _grads(params, i):
 def _step(params, states, i):
   """One step of every optimizer; ``i`` (the step index) picks the grads."""
   new_params, new_states = [], []
-  for tx, p, s in zip(TXS, params, states):
-    u, s = tx.update(_grads(p, i), s, p)
+  for spec, tx, p, s in zip(SPECS, TXS, params, states):
+    g = _grads(p, i)
+    u, s = tx.update(g, s, p, **objective_kwargs(spec, p, g))
     new_params.append(gradtx.apply_updates(p, u))
     new_states.append(s)
   return new_params, new_states
@@ -102,11 +103,17 @@ def test_repeated_eager_runs_are_bit_identical():
 
 def test_jit_and_eager_agree_to_rounding():
   jitted, eager = _jit_run(), _eager_run()
-  for k, name in enumerate(IDS):
+  for k, spec in enumerate(SPECS):
+    # L-BFGS divides by s.y and y.y, differences of nearly equal float32
+    # numbers, so a last-bit difference in the gradients grows over the
+    # steps: measured 2.2e-5 absolute on O(1) params and 1.3e-5 on a
+    # curvature pair entry of 4e-3, after 7 steps.
+    rtol, atol = (1e-3, 1e-4) if spec.needs_objective else (2e-5, 1e-7)
     for x, y in zip(_arrays((jitted[0][k], jitted[1][k])),
                     _arrays((eager[0][k], eager[1][k]))):
       assert x.dtype == y.dtype
-      np.testing.assert_allclose(x, y, rtol=2e-5, atol=1e-7, err_msg=name)
+      np.testing.assert_allclose(x, y, rtol=rtol, atol=atol,
+                                 err_msg=spec.name)
 
 
 def test_resume_from_checkpoint_is_bit_identical(tmp_path):

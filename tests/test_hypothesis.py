@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gradtx
-from registry import SPECS
+from registry import SPECS, objective_kwargs
 from test_numerics import OVERFLOWS
 
 BOUNDED = settings(max_examples=20, deadline=None, derandomize=True,
@@ -142,7 +142,8 @@ def test_state_and_dtypes_are_stable(spec, tree, lr, zero):
   for _ in range(2):
     g = (jax.tree.map(jnp.zeros_like, params) if zero
          else _values(shapes, dtype, rng))
-    updates, state = tx.update(g, state, params)
+    updates, state = tx.update(g, state, params,
+                               **objective_kwargs(spec, params, g))
     assert _signature(state) == before, spec.name
     for k, p in params.items():
       assert updates[k].dtype == p.dtype and updates[k].shape == p.shape
@@ -164,8 +165,9 @@ def test_float32_gradients_up_to_1e30_stay_finite(spec, tree, top):
   tx = spec.make(1e-2)
   state = tx.init(params)
   for _ in range(2):
-    updates, state = tx.update(_values(shapes, dtype, rng, top - 3.0, top),
-                               state, params)
+    g = _values(shapes, dtype, rng, top - 3.0, top)
+    updates, state = tx.update(g, state, params,
+                               **objective_kwargs(spec, params, g))
     assert _finite(updates) and _finite(state), spec.name
 
 
@@ -205,7 +207,10 @@ def test_bad_trees_always_raise(spec, tree, mutation, data):
   tx = spec.make(1e-2)
   state = tx.init(params)
   with pytest.raises(err, match=match) as info:
-    updates, _ = tx.update(grads, state, params)
+    # A line search is given a well-formed objective: the bad tree is the
+    # gradient passed as ``updates``.
+    updates, _ = tx.update(grads, state, params,
+                           **objective_kwargs(spec, params, params))
     gradtx.apply_updates(params, updates)
   # The message names a transform: "name: ..." at its start.
   assert ": " in str(info.value).split("\n")[0]

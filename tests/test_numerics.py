@@ -20,7 +20,7 @@ import optax
 import pytest
 
 import gradtx
-from registry import BY_NAME, KEY, SPECS, _big, _by_size
+from registry import BY_NAME, KEY, SPECS, _big, _by_size, objective_kwargs
 
 LR = 1e-2
 IDS = [s.name for s in SPECS]
@@ -85,11 +85,13 @@ def _finite(tree):
   return all(bool(jnp.all(jnp.isfinite(x))) for x in _inexact(tree))
 
 
-def _run(tx, params, grads_seq):
-  """Eager steps; returns the (updates, state) after each."""
+def _run(tx, params, grads_seq, spec=None):
+  """Eager steps; returns the (updates, state) after each. A line search
+  (``spec.needs_objective``) gets the local model whose gradient is ``g``."""
   state, out = tx.init(params), []
   for g in grads_seq:
-    updates, state = tx.update(g, state, params)
+    kw = objective_kwargs(spec, params, g) if spec else {}
+    updates, state = tx.update(g, state, params, **kw)
     params = gradtx.apply_updates(params, updates)
     out.append((updates, state))
   return out
@@ -104,7 +106,7 @@ def test_zero_gradients_stay_finite(spec):
   params = _params()
   zeros = jax.tree.map(jnp.zeros_like, params)
   for step, (updates, state) in enumerate(
-      _run(spec.make(LR), params, [zeros] * 4)):
+      _run(spec.make(LR), params, [zeros] * 4, spec)):
     assert _finite(updates), f"{spec.name}: non-finite update at step {step}"
     assert _finite(state), f"{spec.name}: non-finite state at step {step}"
 
@@ -135,6 +137,8 @@ def _expected(name, kind):
     return "none"  # Rprop uses only the sign of the gradient
   if name == "clipped_adam" and kind == "nan":
     return "all"  # the global norm is NaN
+  if name == "lbfgs":
+    return "all"  # the two-loop recursion's inner products mix all entries
   return "entry"
 
 
@@ -143,7 +147,7 @@ def _expected(name, kind):
 def test_non_finite_gradients_propagate(spec, kind):
   params = _params()
   (u0, _), (u1, s1), _ = _run(spec.make(LR), params,
-                              _bad_sequence(params, BAD[kind]))
+                              _bad_sequence(params, BAD[kind]), spec)
   assert _finite(u0)
   bad = {k: ~np.isfinite(np.asarray(v)) for k, v in u1.items()}
   expected = _expected(spec.name, kind)
@@ -237,6 +241,7 @@ def test_huge_gradients_keep_state_finite(spec, dtype_name):
          jax.tree.map(lambda s: -s * jnp.asarray(big, dtype), sign),
          _grads(params, 2)]
   assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(seq))
-  for step, (updates, state) in enumerate(_run(spec.make(LR), params, seq)):
+  for step, (updates, state) in enumerate(_run(spec.make(LR), params, seq,
+                                                  spec)):
     assert _finite(updates), f"{spec.name}: non-finite update at step {step}"
     assert _finite(state), f"{spec.name}: non-finite state at step {step}"

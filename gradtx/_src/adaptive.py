@@ -25,9 +25,13 @@ def _bias_correction(decay: Any, count: jax.Array) -> jax.Array:
   # -expm1(t * log(decay)): without x64, 1 - float32(0.999)**t is 1.3e-5
   # relative too small at every step (float32(0.999) = 0.99900001), which
   # torch (double scalars) does not have.
-  if isinstance(decay, (int, float)) and 0.0 < decay < 1.0:
-    return -jnp.expm1(count * math.log(decay))
-  return 1 - decay ** count
+  # An array decay (inject_hyperparams) takes the same form, so that the two
+  # agree bit for bit in float64.
+  if isinstance(decay, (int, float)):
+    if 0.0 < decay < 1.0:
+      return -jnp.expm1(count * math.log(decay))
+    return 1 - decay ** count
+  return -jnp.expm1(count * jnp.log(decay))
 
 
 def _sqrt0(x: Any) -> Any:

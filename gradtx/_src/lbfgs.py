@@ -61,15 +61,18 @@ __all__ = [
 # Helpers on trees of real arrays
 
 
-def _real_leaves(fn: str, tree: Any) -> list:
-  leaves = jax.tree.leaves(tree)
-  for x in leaves:
+def _real_leaves(fn: str, tree: Any, what: str = "param") -> list:
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  leaves = [x for _, x in flat]
+  for path, x in flat:
     dtype = jnp.asarray(x).dtype
     if jnp.issubdtype(dtype, jnp.complexfloating):
+      at = f" at {jax.tree_util.keystr(path)}" if path else ""
       raise TypeError(
-          f"{fn}: complex params are not supported (a leaf has dtype "
-          f"{dtype}); optimise the real and imaginary parts as two real "
-          f"leaves.")
+          f"{fn}: the {what}{at} is complex "
+          f"({dtype}), which {fn} does not support: its curvature pairs and "
+          f"line search use real inner products. For complex parameters use "
+          f"their real and imaginary parts as two real leaves.")
     if not jnp.issubdtype(dtype, jnp.floating):
       raise TypeError(
           f"{fn}: params must be floating point, a leaf has dtype {dtype}. "
@@ -284,8 +287,14 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
 
   def init_fn(params):
     dtype = _scalar_dtype(fn, params)
-    stacked = jax.tree.map(lambda p: jnp.zeros((m,) + jnp.shape(p),
-                                               jnp.asarray(p).dtype), params)
+    # Each history buffer is sharded as its param along the trailing axes
+    # (and not along the memory axis): broadcast from a zero that follows
+    # the param's sharding, eagerly and under jit.
+    def history(p):
+      z = T.follow_sharding(jnp.zeros_like(p), p)
+      return jnp.broadcast_to(z[None], (m,) + jnp.shape(p))
+
+    stacked = jax.tree.map(history, params)
     return ScaleByLBFGSState(
         count=base.zero_count(),
         params=T.tree_zeros_like(params),
@@ -301,7 +310,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG.format(name=fn))
     dtype = state.weights_memory.dtype
-    _real_leaves(fn, updates)
+    _real_leaves(fn, updates, "update")
     s, y = T.leafwise(lambda g, p, p0, g0: (p - p0, g - g0), 2, updates,
                       params, state.params, state.updates, name=fn)
     sy = _dot(s, y, dtype)

@@ -286,6 +286,16 @@ def structure_error(name: str, tree: Any, other: Any, i: int,
       f"the same keys and containers as these gradients?")
 
 
+def check_updates_match_params(name: str, updates: Any, params: Any) -> None:
+  """Raises :func:`structure_error` if ``params`` (when given) has another
+  tree structure than ``updates``; for wrappers that map the two together."""
+  if params is None:
+    return
+  if (jax.tree.structure(updates, is_leaf=_is_none)
+      != jax.tree.structure(params, is_leaf=_is_none)):
+    raise structure_error(name, updates, params, 0, is_params=True)
+
+
 def leafwise(fn: Callable[..., tuple], n_out: int, tree: Any, *rest: Any,
              name: str = "gradtx", same_shape: bool = True,
              params_index: Optional[int] = None) -> tuple:

@@ -117,6 +117,7 @@ def masked(inner: base.GradientTransformation,
                                                          get_mask(params))))
 
   def update_fn(updates, state, params=None, **extra_args):
+    T.check_updates_match_params("masked", updates, params)
     mask_tree = get_mask(updates)
     masked_updates = apply_mask(updates, mask_tree)
     masked_params = None if params is None else apply_mask(params, mask_tree)
@@ -187,6 +188,7 @@ def partition(transforms: Mapping[Hashable, base.GradientTransformation],
         for label, tx in transforms.items()})
 
   def update_fn(updates, state, params=None, **extra_args):
+    T.check_updates_match_params(fn, updates, params)
     m = masks(updates)
     new_states = {}
     for label, tx in transforms.items():
