@@ -361,10 +361,19 @@ def leafwise(fn: Callable[..., tuple], n_out: int, tree: Any, *rest: Any,
               f"shape {leaf.shape} but state tree #{i + 1} holds "
               f"{getattr(o[j], 'shape', None)}. Was the state built by "
               f"init() on these params?")
+  # Under a trace (jit, grad, scan, ...) each jnp operation costs JAX a
+  # nested trace of its own, so a tree of many leaves takes seconds to
+  # lower. Jitted, ``fn`` is traced once per distinct leaf signature and
+  # each leaf adds one call; XLA inlines the calls, so the compiled program
+  # is the same. Eagerly ``fn`` runs as it is (a jit here would compile
+  # anew at every update, since ``fn`` is a new closure each time).
+  call = fn
+  if any(isinstance(x, jax.core.Tracer) for x in leaves):
+    call = jax.jit(fn)
   outs = []
   none = (None,) * n_out
   for args in zip(leaves, *others):
-    outs.append(none if args[0] is None else fn(*args))
+    outs.append(none if args[0] is None else call(*args))
   if not outs:
     return tuple(treedef.unflatten([]) for _ in range(n_out))
   return tuple(treedef.unflatten(list(col)) for col in zip(*outs))
