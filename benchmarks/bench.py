@@ -153,6 +153,7 @@ def tree_bytes(tree: Any) -> int:
 
 LR = 1e-3
 BF16 = jnp.bfloat16
+FLAT_MAX = 2 ** 14  # gradtx.flatten's max_leaf_size in the adam_flat row
 
 OPTIMIZERS: dict[str, tuple[Callable[[], Any], tuple[str, Callable[[], Any]],
                             str]] = {
@@ -175,6 +176,11 @@ OPTIMIZERS: dict[str, tuple[Callable[[], Any], tuple[str, Callable[[], Any]],
                   ("adam", lambda: optax.adam(LR)),
                   "optax.adam with float32 moments (gradtx stores mu, nu "
                   "in bfloat16)"),
+    "adam_flat": (lambda: gradtx.flatten(gradtx.adam(LR),
+                                         max_leaf_size=FLAT_MAX),
+                  ("adam", lambda: optax.adam(LR)),
+                  "optax.adam (gradtx.flatten concatenates the leaves of "
+                  "at most 2**14 entries)"),
 }
 BOUND = "bound"  # gradtx.adam against the hand-fused flat-buffer Adam
 ALL_OPTIMIZERS = tuple(OPTIMIZERS) + (BOUND,)
@@ -182,6 +188,7 @@ ALL_OPTIMIZERS = tuple(OPTIMIZERS) + (BOUND,)
 ROW_LABEL = {
     "adabound": "adabound (vs optax.adam)",
     "adam_bf16": "adam bf16 mu,nu (vs optax.adam f32)",
+    "adam_flat": "flatten(adam, max_leaf_size=2**14) (vs optax.adam)",
 }
 
 
@@ -561,7 +568,9 @@ def main(argv=None) -> int:
           "median over interleaved pairs of gradtx/optax (< 1: gradtx "
           "faster). compile s: jax.jit(step).lower(...).compile(); "
           "* = optax.adam's executable, compiled once per tree and reused as "
-          "the baseline of the adabound and adam bf16 rows. adabound: optax "
+          "the baseline of the adabound, adam bf16 and flatten rows. "
+          "flatten: gradtx.flatten(gradtx.adam, max_leaf_size=2**14) "
+          "concatenates the small leaves per dtype. adabound: optax "
           "has no AdaBound, its row compares with optax.adam, the nearest "
           "baseline. adam bf16: gradtx.adam(mu_dtype=bfloat16, "
           "nu_dtype=bfloat16) against optax.adam with float32 moments.")

@@ -73,6 +73,7 @@ from gradtx._src.lbfgs import scale_by_backtracking_linesearch
 from gradtx._src.lbfgs import scale_by_lbfgs
 from gradtx._src.lbfgs import scale_by_zoom_linesearch
 from gradtx._src.lbfgs import value_and_grad_from_state
+from gradtx._src.layouts import flatten
 from gradtx._src.lookahead import LookaheadState
 from gradtx._src.lookahead import lookahead
 from gradtx._src.lr_find import LRFindResult
@@ -176,6 +177,7 @@ __all__ = (
     "ema",
     "ema_params",
     "exponential_decay",
+    "flatten",
     "freeze",
     "identity",
     "inject_hyperparams",
