@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
+import numpy as np
 
 import gradtx
 
@@ -145,3 +146,14 @@ def objective_kwargs(spec: Spec, params: Any, grads: Any) -> dict:
     return sum(jax.tree.leaves(terms))
 
   return dict(value=value_fn(params), grad=grads, value_fn=value_fn)
+
+
+def leaf_arrays(tree: Any) -> list:
+  """The leaves of ``tree`` as NumPy arrays, PRNG keys as their key data,
+  for comparing states bit for bit."""
+  out = []
+  for x in jax.tree.leaves(tree):
+    if jax.numpy.issubdtype(x.dtype, jax.dtypes.prng_key):
+      x = jax.random.key_data(x)
+    out.append(np.asarray(x))
+  return out

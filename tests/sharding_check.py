@@ -31,7 +31,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gradtx  # noqa: E402
-from registry import SPECS, objective_kwargs  # noqa: E402
+from registry import SPECS, leaf_arrays, objective_kwargs  # noqa: E402
 
 # Distinct shapes, so a state buffer's shape names the param it belongs to.
 LAYOUT = {"w": ((8, 4), P("data", "model")), "b": ((6,), P("model"))}
@@ -113,15 +113,6 @@ def _step_fn(txs):
   return jax.jit(step)
 
 
-def _leaves(tree):
-  out = []
-  for x in jax.tree.leaves(tree):
-    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-      x = jax.random.key_data(x)
-    out.append(np.asarray(x))
-  return out
-
-
 def main():
   assert jax.device_count() == 8, (
       f"needs 8 devices, got {jax.device_count()}: set XLA_FLAGS="
@@ -149,13 +140,14 @@ def main():
     for k, spec in enumerate(SPECS):
       mine = (_sharding_errors(eager[k], params, "eager init")
               + _sharding_errors(jitted[k], params, "jit init"))
-      for a, b in zip(_leaves(jitted[k]), _leaves(eager[k])):
+      for a, b in zip(leaf_arrays(jitted[k]), leaf_arrays(eager[k])):
         if not np.array_equal(a, b):
           mine.append("jit init differs from eager init")
           break
       for i, ((u, s), (u_ref, s_ref)) in enumerate(zip(history, ref)):
         mine += _sharding_errors((u[k], s[k]), params, f"step {i}")
-        for a, b in zip(_leaves((u[k], s[k])), _leaves((u_ref[k], s_ref[k]))):
+        for a, b in zip(leaf_arrays((u[k], s[k])),
+                        leaf_arrays((u_ref[k], s_ref[k]))):
           if a.dtype != b.dtype or not np.allclose(a, b, rtol=1e-12,
                                                    atol=1e-15):
             mine.append(f"step {i}: differs from the single-device run by "

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import gradtx
-from registry import SPECS, objective_kwargs
+from registry import SPECS, leaf_arrays, objective_kwargs
 
 ocp = pytest.importorskip("orbax.checkpoint")
 
@@ -62,21 +62,12 @@ def _start():
                         jax.devices()[0])
 
 
-def _arrays(tree):
-  out = []
-  for x in jax.tree.leaves(tree):
-    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-      x = jax.random.key_data(x)
-    out.append(np.asarray(x))
-  return out
-
-
 def _assert_identical(a, b, what):
   """Same tree, dtypes and bits (NaN == NaN), per optimizer."""
   for k, name in enumerate(IDS):
     ta, tb = (a[0][k], a[1][k]), (b[0][k], b[1][k])
     assert jax.tree.structure(ta) == jax.tree.structure(tb), name
-    for x, y in zip(_arrays(ta), _arrays(tb)):
+    for x, y in zip(leaf_arrays(ta), leaf_arrays(tb)):
       assert x.dtype == y.dtype, f"{name}: {what}: {x.dtype} != {y.dtype}"
       assert x.tobytes() == y.tobytes(), f"{name}: {what} differ: {x} {y}"
 
@@ -109,8 +100,8 @@ def test_jit_and_eager_agree_to_rounding():
     # steps: measured 2.2e-5 absolute on O(1) params and 1.3e-5 on a
     # curvature pair entry of 4e-3, after 7 steps.
     rtol, atol = (1e-3, 1e-4) if spec.needs_objective else (2e-5, 1e-7)
-    for x, y in zip(_arrays((jitted[0][k], jitted[1][k])),
-                    _arrays((eager[0][k], eager[1][k]))):
+    for x, y in zip(leaf_arrays((jitted[0][k], jitted[1][k])),
+                    leaf_arrays((eager[0][k], eager[1][k]))):
       assert x.dtype == y.dtype
       np.testing.assert_allclose(x, y, rtol=rtol, atol=atol,
                                  err_msg=spec.name)
