@@ -134,3 +134,23 @@ def test_injected_state_works_under_optax_and_keeps_bfloat16_params():
   assert state.hyperparams["b2"].dtype == jnp.float32  # 0.999, not 1.0
   u, state = jax.jit(tx.update)({"w": jnp.ones(4, jnp.bfloat16)}, state)
   assert u["w"].dtype == jnp.bfloat16
+
+
+def test_gradient_with_respect_to_an_injected_decay_at_zero_is_finite():
+  """Meta-learning b1: the bias correction 1 - b1**t is taken as
+  -expm1(t log b1), whose derivative at b1 = 0 would be 0 * inf."""
+  p = {"w": jnp.array([0.3, -1.2])}
+  g = {"w": jnp.array([0.5, 2.0])}
+
+  def loss(b1, lib):
+    tx = lib.inject_hyperparams(lib.adam)(learning_rate=0.1, b1=b1)
+    s = tx.init(p)
+    for _ in range(3):
+      u, s = tx.update(g, s, p)
+    return jnp.sum(u["w"])
+
+  for b1 in (0.0, 0.5, 0.9):
+    ours = jax.grad(loss)(b1, gradtx)
+    theirs = jax.grad(loss)(b1, optax)
+    assert np.isfinite(ours), b1
+    np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-12)

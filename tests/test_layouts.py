@@ -149,3 +149,38 @@ def test_decoupled_weight_decay_reads_the_packed_params():
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-14,
                                  atol=0)
+
+
+@pytest.mark.parametrize("max_leaf_size", [None, SMALL])
+def test_gradients_of_another_dtype_than_their_params(max_leaf_size):
+  """float32 gradients for bfloat16 params: packed as the params are (the
+  state's layout), each update back in its gradient's dtype."""
+  params = _tree((jnp.bfloat16, jnp.float32))
+  grads = jax.tree.map(lambda p: jnp.cos(p.astype(jnp.float32)), params)
+  tx = gradtx.flatten(gradtx.adam(1e-2), max_leaf_size=max_leaf_size)
+  plain = gradtx.adam(1e-2)
+  u, _ = tx.update(grads, tx.init(params), params)
+  want, _ = plain.update(grads, plain.init(params), params)
+  for x, y in zip(jax.tree.leaves(u), jax.tree.leaves(want)):
+    assert x.dtype == y.dtype == jnp.float32
+    np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9)
+
+
+def test_init_from_abstract_params():
+  params = _tree((jnp.float32,))
+  abstract = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype),
+                          params)
+  tx = gradtx.flatten(gradtx.adam(1e-2), max_leaf_size=SMALL)
+  want = tx.init(params)
+  got = tx.init(abstract)
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    assert (x.shape, x.dtype) == (y.shape, y.dtype)
+
+
+def test_none_leaves_pass_through():
+  params = {"w": jnp.ones((6, 5)), "b": jnp.ones(3), "frozen": None}
+  tx = gradtx.flatten(gradtx.adam(1e-2), max_leaf_size=SMALL)
+  grads = {"w": jnp.ones((6, 5)), "b": jnp.ones(3), "frozen": None}
+  u, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+  assert u["frozen"] is None and u["b"].shape == (3,)

@@ -547,3 +547,19 @@ def test_value_and_grad_from_state_needs_a_stored_gradient():
 def test_complex_params_are_refused():
   with pytest.raises(TypeError, match=r"scale_by_lbfgs: the param is complex \(complex64\)"):
     gradtx.scale_by_lbfgs().init(jnp.ones(2, jnp.complex64))
+
+
+def test_history_is_strongly_typed_for_weakly_typed_params():
+  # A restored checkpoint is strongly typed: weakly typed state would make
+  # the jitted step compile again after a restore.
+  state = gradtx.scale_by_lbfgs(3).init(jnp.asarray(0.3))
+  for x in jax.tree.leaves(state):
+    assert not x.weak_type
+
+
+def test_state_stays_strongly_typed_after_a_step():
+  x = jnp.asarray(0.3)  # weakly typed
+  tx = gradtx.scale_by_lbfgs(3)
+  _, state = tx.update(2 * x, tx.init(x), x)
+  for leaf in jax.tree.leaves(state):
+    assert not leaf.weak_type

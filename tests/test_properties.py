@@ -152,3 +152,22 @@ def test_params_required_says_so(spec):
   params = _params(jnp.float32)
   with pytest.raises(ValueError, match="needs the current params"):
     tx.update(params, tx.init(params))
+
+
+def test_eager_vmap_of_an_update_compiles_nothing_after_the_first_call():
+  """leafwise jits its per-leaf function only while a program is staged
+  (jit, scan); under an eager vmap that jit would compile anew every call,
+  since the per-leaf function is a new closure at each update."""
+  compiles = []
+  jax.monitoring.register_event_duration_secs_listener(
+      lambda event, _, **kw: compiles.append(event)
+      if event == "/jax/core/compile/backend_compile_duration" else None)
+  params = {f"l{i}": jnp.ones((i + 1,)) for i in range(5)}
+  tx = gradtx.adam(0.1)
+  state = tx.init(params)
+  batched = jax.vmap(lambda g: tx.update(g, state, params)[0])
+  grads = jax.tree.map(lambda p: jnp.ones((3,) + p.shape), params)
+  batched(grads)
+  before = len(compiles)
+  batched(grads)
+  assert len(compiles) == before

@@ -26,12 +26,16 @@ def _bias_correction(decay: Any, count: jax.Array) -> jax.Array:
   # relative too small at every step (float32(0.999) = 0.99900001), which
   # torch (double scalars) does not have.
   # An array decay (inject_hyperparams) takes the same form, so that the two
-  # agree bit for bit in float64.
+  # agree bit for bit in float64; at decay 0 it falls back to the plain
+  # form, whose gradient with respect to the decay is finite there.
   if isinstance(decay, (int, float)):
     if 0.0 < decay < 1.0:
       return -jnp.expm1(count * math.log(decay))
     return 1 - decay ** count
-  return -jnp.expm1(count * jnp.log(decay))
+  positive = decay > 0
+  safe = jnp.where(positive, decay, 1)
+  return jnp.where(positive, -jnp.expm1(count * jnp.log(safe)),
+                   1 - decay ** count)
 
 
 def _sqrt0(x: Any) -> Any:

@@ -46,14 +46,26 @@ class _Layout:
 
   def pack(self, tree: Any) -> Any:
     leaves = self.treedef.flatten_up_to(tree)
-    flat = {name: jnp.concatenate([jnp.ravel(leaves[i]) for i in idx])
+
+    def concat(parts):
+      if any(isinstance(x, jax.ShapeDtypeStruct) for x in parts):
+        # Abstract params (init from shapes alone): an abstract buffer.
+        return jax.ShapeDtypeStruct(
+            (sum(_size(x) for x in parts),),
+            jnp.result_type(*[_dtype(x) for x in parts]))
+      return jnp.concatenate([jnp.ravel(x) for x in parts])
+
+    flat = {name: concat([leaves[i] for i in idx])
             for name, idx in self.groups.items()}
     if self.single:
       return (next(iter(flat.values())) if flat
               else jnp.zeros([0], jnp.float32))
     return {"flat": flat, "leaves": tuple(leaves[i] for i in self.alone)}
 
-  def unpack(self, packed: Any) -> Any:
+  def unpack(self, packed: Any, like: Any) -> Any:
+    """The tree of ``packed``'s pieces, each cast to the dtype of the
+    matching leaf of ``like`` (the updates that were packed)."""
+    dtypes = [_dtype(x) for x in self.treedef.flatten_up_to(like)]
     out: list[Any] = [None] * len(self.shapes)
     if self.single:
       flat = {name: packed for name in self.groups}
@@ -64,7 +76,8 @@ class _Layout:
       offset = 0
       for i in idx:
         n = math.prod(self.shapes[i])
-        out[i] = jnp.reshape(flat[name][offset:offset + n], self.shapes[i])
+        out[i] = jnp.reshape(flat[name][offset:offset + n],
+                             self.shapes[i]).astype(dtypes[i])
         offset += n
     for i, x in zip(self.alone, alone):
       out[i] = x
@@ -100,6 +113,14 @@ def flatten(inner: base.GradientTransformation,
   concatenated buffers do not keep the leaves' shardings: use it for small
   replicated leaves, not for sharded ones.
 
+  The layout is the params' (at ``init``, and at ``update`` when the params
+  are given), so gradients of another dtype than their params (float32
+  gradients for bfloat16 params) are packed where the state expects them,
+  and each update comes back in its gradient's dtype. Extra keyword
+  arguments are passed to ``inner`` as they are, not flattened: a line
+  search that takes the objective's gradient as a tree (``lbfgs``) does not
+  work inside ``flatten``.
+
   Args:
     inner: the transform to run on the flattened layout.
     max_leaf_size: the largest leaf (in entries) that is concatenated;
@@ -132,16 +153,17 @@ def flatten(inner: base.GradientTransformation,
     return inner.init(_Layout(params, max_leaf_size).pack(params))
 
   def update_fn(updates, state, params=None, **extra_args):
-    layout = _Layout(updates, max_leaf_size)
     packed_params = None
-    if params is not None:
-      if jax.tree.structure(params) != layout.treedef:
-        raise T.structure_error(fn, updates, params, 0, is_params=True)
+    if params is None:
+      layout = _Layout(updates, max_leaf_size)
+    else:
+      T.check_updates_match_params(fn, updates, params)
+      layout = _Layout(params, max_leaf_size)
       packed_params = layout.pack(params)
     kwargs = extra_args if forwards else {}
     new, state = inner.update(layout.pack(updates), state, packed_params,
                               **kwargs)
-    return layout.unpack(new), state
+    return layout.unpack(new, updates), state
 
   update_fn.gradtx_name = fn
   return base.GradientTransformation(init_fn, update_fn)

@@ -290,11 +290,10 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
     # Each history buffer is sharded as its param along the trailing axes
     # (and not along the memory axis): broadcast from a zero that follows
     # the param's sharding, eagerly and under jit.
-    def history(p):
-      z = T.follow_sharding(jnp.zeros_like(p), p)
-      return jnp.broadcast_to(z[None], (m,) + jnp.shape(p))
+    def history(z):
+      return jnp.broadcast_to(z[None], (m,) + jnp.shape(z))
 
-    stacked = jax.tree.map(history, params)
+    stacked = jax.tree.map(history, T.tree_zeros_like(params))
     return ScaleByLBFGSState(
         count=base.zero_count(),
         params=T.tree_zeros_like(params),
@@ -346,8 +345,9 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
     order = (new_idx + jnp.arange(m, dtype=new_idx.dtype)) % m
     direction = _two_loop(updates, s_mem, y_mem, rho, gamma, order, dtype)
     return direction, ScaleByLBFGSState(
-        count=base.safe_increment(state.count), params=params,
-        updates=updates, diff_params_memory=s_mem, diff_updates_memory=y_mem,
+        count=base.safe_increment(state.count), params=T.tree_strong(params),
+        updates=T.tree_strong(updates), diff_params_memory=s_mem,
+        diff_updates_memory=y_mem,
         weights_memory=rho, memory_idx=new_idx,
         identity_scale=gamma_pair.astype(dtype))
 

@@ -15,6 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 
 
+try:  # the tracer of a program being staged out; private, hence the guard
+  from jax._src.interpreters.partial_eval import (  # noqa: E402
+      DynamicJaxprTracer as _STAGING)
+except ImportError:  # pragma: no cover - then leafwise never jits
+  _STAGING = ()
+
+
 def _is_none(x: Any) -> bool:
   return x is None
 
@@ -361,14 +368,15 @@ def leafwise(fn: Callable[..., tuple], n_out: int, tree: Any, *rest: Any,
               f"shape {leaf.shape} but state tree #{i + 1} holds "
               f"{getattr(o[j], 'shape', None)}. Was the state built by "
               f"init() on these params?")
-  # Under a trace (jit, grad, scan, ...) each jnp operation costs JAX a
-  # nested trace of its own, so a tree of many leaves takes seconds to
+  # While staging a program (jit, scan, eval_shape) each jnp operation costs
+  # JAX a nested trace of its own, so a tree of many leaves takes seconds to
   # lower. Jitted, ``fn`` is traced once per distinct leaf signature and
   # each leaf adds one call; XLA inlines the calls, so the compiled program
-  # is the same. Eagerly ``fn`` runs as it is (a jit here would compile
-  # anew at every update, since ``fn`` is a new closure each time).
+  # is the same. Otherwise (eagerly, or under an eager vmap or grad) ``fn``
+  # runs as it is: a jit there would compile anew at every update, since
+  # ``fn`` is a new closure each time.
   call = fn
-  if any(isinstance(x, jax.core.Tracer) for x in leaves):
+  if any(isinstance(x, _STAGING) for x in leaves):
     call = jax.jit(fn)
   outs = []
   none = (None,) * n_out
