@@ -165,11 +165,7 @@ def _check_betas(fn: str, betas: Any) -> tuple:
 
 def _check_common(fn: str, lr: Any, eps: Any = 0.0,
                   weight_decay: Any = 0.0) -> None:
-  if lr is None:
-    # scale_by_learning_rate(None) is the identity: the step would go uphill.
-    raise ValueError(f"{fn}: lr is None; pass a step size such as 1e-3 or "
-                     f"a schedule of the step count.")
-  V.check_learning_rate(fn, lr, arg="lr")
+  V.check_learning_rate(fn, lr, arg="lr")  # refuses None too
   V.check_nonnegative(fn, "eps", eps)
   V.check_nonnegative(fn, "weight_decay", weight_decay)
 
@@ -197,8 +193,9 @@ def _known(x: Any, test) -> bool:
 # (double). In float32 (JAX without x64), 1 - b2**t loses what rounding
 # b2 = 0.999 to float32 costs: 1.3e-5 relative, a systematic 6e-6 in every
 # Adam step. Taking log(b) in double once and exponentiating per step keeps
-# these scalars to a few float32 ulps. Schedules and traced values (e.g. from
-# inject_hyperparams) use the plain formulas.
+# these scalars to a few float32 ulps. For 1 - b**t that is gradtx's own
+# bias correction (traced decays included); RAdam's rho_t of a schedule or
+# a traced value (e.g. from inject_hyperparams) uses the plain formula.
 
 
 def _float_count(count: jax.Array) -> jax.Array:
@@ -209,11 +206,8 @@ def _is_number(x: Any) -> bool:
   return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _one_minus_pow(b: Any, t: jax.Array) -> jax.Array:
-  """``1 - b ** t`` for a float step count ``t >= 1``, without cancellation."""
-  if _is_number(b):
-    return -jnp.expm1(t * math.log(b)) if b > 0 else jnp.ones_like(t)
-  return 1 - b ** t
+# ``1 - b ** t`` without cancellation: gradtx's own bias correction.
+_one_minus_pow = T.one_minus_pow
 
 
 def _radam_rho(b2: Any, t: jax.Array) -> tuple:

@@ -21,19 +21,6 @@ from gradtx._src import tree as T
 from gradtx._src import validation as V
 
 
-def _check_transform(fn: str, arg: str, tx: Any) -> None:
-  if not (hasattr(tx, "init") and hasattr(tx, "update")):
-    raise TypeError(
-        f"{fn}: {arg} is {tx!r}, not a gradient transformation (an object "
-        f"with .init and .update). Did you pass a factory such as gradtx.adam "
-        f"instead of gradtx.adam(1e-3)?")
-
-
-def _is_int(x: Any) -> bool:
-  return isinstance(x, (int, np.integer)) and not isinstance(
-      x, (bool, np.bool_))
-
-
 def _inner_call(inner: Any, forwards: bool, updates: Any, state: Any,
                 params: Any, extra_args: dict) -> tuple:
   if forwards:
@@ -155,9 +142,9 @@ class MultiSteps:
                use_grad_mean: bool = True, *,
                accumulator_dtype: Optional[Any] = None):
     fn = "MultiSteps"
-    _check_transform(fn, "opt", opt)
+    V.check_transform(fn, "opt", opt)
     if not callable(every_k_schedule):
-      if not _is_int(every_k_schedule):
+      if not V.is_int(every_k_schedule):
         raise ValueError(
             f"{fn}: every_k_schedule must be an int >= 1 (the number of "
             f"mini-steps per inner step) or a function of the gradient step, "
@@ -322,8 +309,8 @@ def apply_if_finite(inner: base.GradientTransformation,
     [-1.  -0.5] 0 1
   """
   fn = "apply_if_finite"
-  _check_transform(fn, "inner", inner)
-  if not _is_int(max_consecutive_errors):
+  V.check_transform(fn, "inner", inner)
+  if not V.is_int(max_consecutive_errors):
     raise ValueError(
         f"{fn}: max_consecutive_errors must be an int >= 0 (the most "
         f"non-finite steps in a row to skip), got {max_consecutive_errors=} "

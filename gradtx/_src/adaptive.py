@@ -18,26 +18,6 @@ from gradtx._src import tree as T
 from gradtx._src import validation as V
 
 
-def _bias_correction(decay: Any, count: jax.Array) -> jax.Array:
-  # Computed in the default float precision, then cast per leaf: computing
-  # decay**count in bfloat16 would round it to 1 and divide by zero. For a
-  # Python-number decay, log(decay) is taken in double and 1 - decay**t as
-  # -expm1(t * log(decay)): without x64, 1 - float32(0.999)**t is 1.3e-5
-  # relative too small at every step (float32(0.999) = 0.99900001), which
-  # torch (double scalars) does not have.
-  # An array decay (inject_hyperparams) takes the same form, so that the two
-  # agree bit for bit in float64; at decay 0 it falls back to the plain
-  # form, whose gradient with respect to the decay is finite there.
-  if isinstance(decay, (int, float)):
-    if 0.0 < decay < 1.0:
-      return -jnp.expm1(count * math.log(decay))
-    return 1 - decay ** count
-  positive = decay > 0
-  safe = jnp.where(positive, decay, 1)
-  return jnp.where(positive, -jnp.expm1(count * jnp.log(safe)),
-                   1 - decay ** count)
-
-
 def _sqrt0(x: Any) -> Any:
   """The root of an initial second-moment value (states store roots)."""
   return math.sqrt(x) if isinstance(x, (int, float)) else jnp.sqrt(x)
@@ -141,7 +121,7 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
     del params, extra_args
     rho = T.at(decay, state.count)
     count = base.safe_increment(state.count)
-    bc = _bias_correction(rho, count) if bias_correction else None
+    bc = T.one_minus_pow(rho, count) if bias_correction else None
 
     def leaf(g, n):
       r, omr = T.pair(rho, n)
@@ -196,7 +176,7 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
     del params, extra_args
     rho = T.at(decay, state.count)
     count = base.safe_increment(state.count)
-    bc = _bias_correction(rho, count) if bias_correction else None
+    bc = T.one_minus_pow(rho, count) if bias_correction else None
 
     def leaf(g, m, n):
       (r, omr), (rn, omrn) = T.pair(rho, g), T.pair(rho, n)
@@ -349,10 +329,10 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     del params, extra_args
     beta1, beta2 = T.at(b1, state.count), T.at(b2, state.count)
     count = base.safe_increment(state.count)
-    bc1 = _bias_correction(beta1, count)
-    bc2 = _bias_correction(beta2, count)
+    bc1 = T.one_minus_pow(beta1, count)
+    bc2 = T.one_minus_pow(beta2, count)
     root_bc2 = jnp.sqrt(bc2)
-    bc1_next = _bias_correction(beta1, base.safe_increment(count)) \
+    bc1_next = T.one_minus_pow(beta1, base.safe_increment(count)) \
         if nesterov else None
 
     def moments(g, m, v):
@@ -420,7 +400,7 @@ def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
     count = base.safe_increment(state.count)
-    bc1 = _bias_correction(b1, count)
+    bc1 = T.one_minus_pow(b1, count)
 
     def leaf(g, m, u):
       m = (1 - b1) * g + b1 * m

@@ -8,10 +8,10 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from gradtx._src import accumulate
 from gradtx._src import base
 from gradtx._src import combine
 from gradtx._src import tree as T
+from gradtx._src import validation as V
 
 
 def _size(x: Any) -> int:
@@ -140,13 +140,11 @@ def flatten(inner: base.GradientTransformation,
     [(512,), (256, 256)]
   """
   fn = "flatten"
-  accumulate._check_transform(fn, "inner", inner)
+  V.check_transform(fn, "inner", inner)
   if max_leaf_size is not None:
-    if not accumulate._is_int(max_leaf_size) or max_leaf_size < 0:
-      raise ValueError(
-          f"{fn}: max_leaf_size must be an int >= 0 (the largest leaf, in "
-          f"entries, to concatenate) or None (all of them), got "
-          f"max_leaf_size={max_leaf_size!r}.")
+    V.check_int(fn, "max_leaf_size", max_leaf_size, 0,
+                " (the largest leaf, in entries, to concatenate) or None "
+                "(all of them)")
   forwards = combine._accepts_extra_args(inner.update)
 
   def init_fn(params):

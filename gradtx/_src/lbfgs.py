@@ -62,17 +62,13 @@ __all__ = [
 
 
 def _real_leaves(fn: str, tree: Any, what: str = "param") -> list:
-  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  leaves = [x for _, x in flat]
-  for path, x in flat:
+  leaves = jax.tree.leaves(tree)
+  T.reject_complex(
+      fn, tree, "its curvature pairs and line search use real inner "
+      "products. For complex parameters use their real and imaginary parts "
+      "as two real leaves.", what=what)
+  for x in leaves:
     dtype = jnp.asarray(x).dtype
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-      at = f" at {jax.tree_util.keystr(path)}" if path else ""
-      raise TypeError(
-          f"{fn}: the {what}{at} is complex "
-          f"({dtype}), which {fn} does not support: its curvature pairs and "
-          f"line search use real inner products. For complex parameters use "
-          f"their real and imaginary parts as two real leaves.")
     if not jnp.issubdtype(dtype, jnp.floating):
       raise TypeError(
           f"{fn}: params must be floating point, a leaf has dtype {dtype}. "
@@ -114,12 +110,6 @@ def _scale_tree(alpha: jax.Array, x: Any) -> Any:
 
 def _where(cond: jax.Array, x: Any, y: Any) -> Any:
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), x, y)
-
-
-def _check_int(fn: str, arg: str, value: Any, lo: int) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-    raise ValueError(f"{fn}: {arg} must be an int >= {lo}, got "
-                     f"{arg}={value!r}.")
 
 
 def _objective_kwargs(value_fn: Callable[..., Any], extra_args: dict) -> dict:
@@ -282,7 +272,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
     [0.6 0.8]
   """
   fn = "scale_by_lbfgs"
-  _check_int(fn, "memory_size", memory_size, 1)
+  V.check_int(fn, "memory_size", memory_size, 1)
   m = memory_size
 
   def init_fn(params):
@@ -464,7 +454,7 @@ def scale_by_backtracking_linesearch(
     0.0000
   """
   fn = "scale_by_backtracking_linesearch"
-  _check_int(fn, "max_backtracking_steps", max_backtracking_steps, 0)
+  V.check_int(fn, "max_backtracking_steps", max_backtracking_steps, 0)
   V.check_interval(fn, "slope_rtol", slope_rtol, 0.0, 1.0)
   V.check_interval(fn, "decrease_factor", decrease_factor, 0.0, 1.0,
                    lo_closed=False)
@@ -734,7 +724,7 @@ def scale_by_zoom_linesearch(
     [1. 1. 1.] 0.5
   """
   fn = "scale_by_zoom_linesearch"
-  _check_int(fn, "max_linesearch_steps", max_linesearch_steps, 1)
+  V.check_int(fn, "max_linesearch_steps", max_linesearch_steps, 1)
   if max_learning_rate is not None:
     V.check_positive(fn, "max_learning_rate", max_learning_rate)
   V.check_nonnegative(fn, "tol", tol)
@@ -969,7 +959,7 @@ def lbfgs(learning_rate: Optional[base.ScalarOrSchedule] = None,
     [1. 1.] 1
   """
   fn = "lbfgs"
-  _check_int(fn, "memory_size", memory_size, 1)
+  V.check_int(fn, "memory_size", memory_size, 1)
   if learning_rate is None:
     base_scaling = scaling.scale(-1.0)
   else:

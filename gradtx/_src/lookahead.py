@@ -56,10 +56,7 @@ def lookahead(optimizer: base.GradientTransformation, sync_period: int = 5,
     >>> updates, state = tx.update({"w": jnp.ones(3)}, state, params)
   """
   fn = "lookahead"
-  if isinstance(sync_period, bool) or not isinstance(sync_period, int) \
-      or sync_period < 1:
-    raise ValueError(f"{fn}: sync_period must be an int >= 1, got "
-                     f"{sync_period=}.")
+  V.check_int(fn, "sync_period", sync_period, 1)
   V.check_interval(fn, "slow_step_size", slow_step_size, 0.0, 1.0,
                    hi_closed=True)
   forwards = combine._accepts_extra_args(optimizer.update)

@@ -8,6 +8,7 @@ expression per leaf instead of a pass over the tree per intermediate.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Optional
 
 import jax
@@ -150,6 +151,29 @@ def check_schedule_value(h: Any, value: Any) -> Any:
   return value
 
 
+def one_minus_pow(decay: Any, count: Any) -> jax.Array:
+  """``1 - decay**count`` (a bias correction), accurate to a few ulps.
+
+  Computed in the default float precision and cast per leaf by the caller:
+  ``decay**count`` in bfloat16 would round to 1 and divide by zero. For a
+  Python-number decay, ``log(decay)`` is taken in double and the result as
+  ``-expm1(count * log(decay))``: without x64, ``1 - float32(0.999)**t``
+  is 1.3e-5 relative too small at every step (``float32(0.999) =
+  0.99900001``), which torch (double scalars) does not have. An array decay
+  (``inject_hyperparams``) takes the same form, so that the two agree bit
+  for bit in float64; at decay 0 it falls back to the plain form, whose
+  gradient with respect to the decay is finite there.
+  """
+  if isinstance(decay, (int, float)):
+    if 0.0 < decay < 1.0:
+      return -jnp.expm1(count * math.log(decay))
+    return 1 - decay ** count
+  positive = decay > 0
+  safe = jnp.where(positive, decay, 1)
+  return jnp.where(positive, -jnp.expm1(count * jnp.log(safe)),
+                   1 - decay ** count)
+
+
 def like(h: Any, x: jax.Array) -> Any:
   """``h`` as a scalar of ``x``'s dtype, so it never promotes ``x``.
 
@@ -246,18 +270,21 @@ def _describe(x: Any) -> str:
   return f"a {type(x).__name__} ({text})"
 
 
-def reject_complex(name: str, tree: Any, why: str) -> None:
+def reject_complex(name: str, tree: Any, why: str,
+                   what: str = "update") -> None:
   """Raises a ``TypeError`` naming ``name`` if a leaf of ``tree`` is complex.
 
-  For the transforms whose maths has no complex form. Dtypes are static
-  under ``jit``, so this costs nothing when the step runs.
+  For the transforms whose maths has no complex form; ``what`` says what
+  the tree holds ("update", "param"). Dtypes are static under ``jit``, so
+  this costs nothing when the step runs.
   """
   for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
     dtype = getattr(x, "dtype", None)
     if dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating):
+      at = f" at {jax.tree_util.keystr(path)}" if path else ""
       raise TypeError(
-          f"{name}: the update at {jax.tree_util.keystr(path)} is complex "
-          f"({dtype}), which {name} does not support: {why}")
+          f"{name}: the {what}{at} is complex ({dtype}), which {name} does "
+          f"not support: {why}")
 
 
 def structure_error(name: str, tree: Any, other: Any, i: int,

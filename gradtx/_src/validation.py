@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 import jax
+import numpy as np
 
 from gradtx._src.tree import is_concrete_number
 
@@ -77,6 +78,30 @@ def check_learning_rate(fn: str, value: Any, arg: str = "learning_rate",
       fn, arg, value, 0.0, math.inf,
       hint="gradtx negates the step itself; pass a finite, positive step "
       "size.")
+
+
+def is_int(x: Any) -> bool:
+  """A Python or NumPy integer, not a bool."""
+  return isinstance(x, (int, np.integer)) and not isinstance(
+      x, (bool, np.bool_))
+
+
+def check_int(fn: str, arg: str, value: Any, lo: int,
+              meaning: str = "") -> None:
+  """Raises ``ValueError`` unless ``value`` is an int >= ``lo``; ``meaning``
+  follows the bound in the message (e.g. what the number counts)."""
+  if not is_int(value) or value < lo:
+    raise ValueError(f"{fn}: {arg} must be an int >= {lo}{meaning}, got "
+                     f"{arg}={value!r}.")
+
+
+def check_transform(fn: str, arg: str, tx: Any) -> None:
+  """Raises ``TypeError`` unless ``tx`` has ``init`` and ``update``."""
+  if not (hasattr(tx, "init") and hasattr(tx, "update")):
+    raise TypeError(
+        f"{fn}: {arg} is {tx!r}, not a gradient transformation (an object "
+        f"with .init and .update). Did you pass a factory such as gradtx.adam "
+        f"instead of gradtx.adam(1e-3)?")
 
 
 def check_dtype(fn: str, arg: str, value: Any) -> Any:
