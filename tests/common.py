@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from registry import objective_kwargs
+
 STEPS = 50
 
 
@@ -27,11 +29,14 @@ PARAMS = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(4, 3),
           "b": jnp.array([0.5, -0.25, 2.0]), "s": jnp.asarray(0.3)}
 
 
-def trajectory(tx, grads=GRADS, params=PARAMS):
+def trajectory(tx, grads=GRADS, params=PARAMS, spec=None):
+  """(updates, params) after each step; a line search (``spec`` flagged
+  ``needs_objective``) gets the local model whose gradient is ``g``."""
   state = tx.init(params)
   out = []
   for g in grads:
-    updates, state = tx.update(g, state, params)
+    kw = objective_kwargs(spec, params, g) if spec else {}
+    updates, state = tx.update(g, state, params, **kw)
     params = optax.apply_updates(params, updates)
     out.append((updates, params))
   return out

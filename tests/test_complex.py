@@ -15,6 +15,7 @@ import numpy as np
 import optax
 import pytest
 
+import common
 import gradtx
 from registry import BY_NAME, SPECS, objective_kwargs
 from test_numerics import OPTAX_TWINS
@@ -47,13 +48,7 @@ GRADS = [jax.tree.map(lambda p: _complex(p.shape, 3.0), PARAMS)
 
 
 def _trajectory(tx, params=PARAMS, grads=GRADS, spec=None):
-  state, out = tx.init(params), []
-  for g in grads:
-    kw = objective_kwargs(spec, params, g) if spec else {}
-    updates, state = tx.update(g, state, params, **kw)
-    params = optax.apply_updates(params, updates)
-    out.append((updates, params))
-  return out
+  return common.trajectory(tx, grads, params, spec)
 
 
 def test_rejected_names_are_registered():
