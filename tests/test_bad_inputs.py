@@ -561,9 +561,13 @@ def test_abstract_params():
 # Masks and param groups
 
 
-@pytest.mark.parametrize("build", [
+# masked and freeze read a mask the same way.
+MASK_BUILDERS = pytest.mark.parametrize("build", [
     lambda m: gradtx.masked(gradtx.adam(1e-3), m),
     lambda m: gradtx.freeze(m)], ids=["masked", "freeze"])
+
+
+@MASK_BUILDERS
 def test_mask_missing_a_param(build):
   tx = build({"w": True})
   with pytest.raises(ValueError, match=r"(masked|freeze): no entry for the "
@@ -573,9 +577,7 @@ def test_mask_missing_a_param(build):
     _step(tx, _grads())
 
 
-@pytest.mark.parametrize("build", [
-    lambda m: gradtx.masked(gradtx.adam(1e-3), m),
-    lambda m: gradtx.freeze(m)], ids=["masked", "freeze"])
+@MASK_BUILDERS
 def test_mask_with_an_unknown_key(build):
   tx = build({"w": True, "b": False, "bias": True})
   with pytest.raises(ValueError, match=r"(masked|freeze): the spec has "
@@ -583,9 +585,7 @@ def test_mask_with_an_unknown_key(build):
     _step(tx, _grads())
 
 
-@pytest.mark.parametrize("build", [
-    lambda m: gradtx.masked(gradtx.adam(1e-3), m),
-    lambda m: gradtx.freeze(m)], ids=["masked", "freeze"])
+@MASK_BUILDERS
 def test_traced_mask(build):
   tx = build(lambda p: jax.tree.map(lambda x: jnp.any(x > 0), p))
   with pytest.raises(TypeError, match=r"(masked|freeze): the mask at "
