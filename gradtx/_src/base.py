@@ -111,9 +111,10 @@ def apply_updates(params: Params, updates: Updates) -> Params:
   never broadcast), and a complex update for a real param a ``TypeError``:
   the cast back would drop its imaginary part.
   """
-  none = lambda x: x is None
+  paths, treedef = jax.tree_util.tree_flatten_with_path(
+      params, is_leaf=lambda x: x is None)
   try:
-    jax.tree.structure(params, is_leaf=none).flatten_up_to(updates)
+    update_leaves = treedef.flatten_up_to(updates)
   except (ValueError, TypeError):
     raise T.structure_error("apply_updates", updates, params, 0,
                             is_params=True) from None
@@ -137,7 +138,8 @@ def apply_updates(params: Params, updates: Updates) -> Params:
           f"gradients, or make the param complex.")
     return jnp.asarray(p + u).astype(dtype)
 
-  return jax.tree_util.tree_map_with_path(leaf, params, updates, is_leaf=none)
+  return treedef.unflatten([leaf(path, p, u) for (path, p), u
+                            in zip(paths, update_leaves)])
 
 
 def safe_increment(count: Array) -> Array:
