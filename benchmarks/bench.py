@@ -24,6 +24,7 @@ median step time and the median over pairs of gradtx/optax. See README.md.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import gc
 import json
 import os
@@ -31,6 +32,7 @@ import pathlib
 import platform
 import statistics
 import sys
+import threading
 import time
 import warnings
 from typing import Any, Callable, Optional
@@ -111,6 +113,10 @@ TREES: dict[str, tuple[Callable[[], dict], str]] = {
              "50 leaves of 64 floats (smoke test; not in the default run)"),
 }
 DEFAULT_TREES = ("gpt2", "resnet50", "many_small")
+# Rows the default run leaves out (name them with --optimizers to run them):
+# bfloat16 moments save the same 4 bytes per parameter on every tree, and the
+# 2000-leaf row would add two of the run's slowest compiles.
+DEFAULT_SKIP = {("many_small", "adam_bf16")}
 
 # (warm-up steps per library, timed pairs) per tree. Chosen so the default
 # run fits in 5 minutes on 2 CPU cores; compile time dominates for
@@ -118,7 +124,7 @@ DEFAULT_TREES = ("gpt2", "resnet50", "many_small")
 TREE_REPEATS = {
     "gpt2": (2, 8),
     "resnet50": (3, 20),
-    "many_small": (3, 30),
+    "many_small": (3, 20),
     "tiny": (3, 20),
 }
 QUICK_REPEATS = (1, 3)
@@ -219,18 +225,28 @@ def fused_adam_step(b1=0.9, b2=0.999, eps=1e-8, lr=LR):
 # Measurement.
 
 
-def compile_step(step, params, state, grads) -> tuple[Any, dict]:
-  """``jax.jit(step, donate_argnums=(0, 1)).lower(...).compile()``, timed."""
+def lower_step(step, params, state, grads) -> tuple[Any, dict]:
+  """``jax.jit(step, donate_argnums=(0, 1)).lower(...)``, timed, with the
+  warnings it raised (a donation JAX cannot use warns here)."""
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     t0 = time.perf_counter()
     lowered = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, grads)
-    t1 = time.perf_counter()
-    compiled = lowered.compile()
-    t2 = time.perf_counter()
-  info = {"compile_s": t2 - t0, "lower_s": t1 - t0, "xla_compile_s": t2 - t1,
-          "warnings": [str(w.message)[:300] for w in caught]}
-  return compiled, info
+    lower_s = time.perf_counter() - t0
+  return lowered, {"lower_s": lower_s,
+                   "warnings": [str(w.message)[:300] for w in caught]}
+
+
+def xla_compile(lowered) -> tuple[Any, float]:
+  """``lowered.compile()`` and its wall time. It releases the GIL, so
+  several can run side by side (see :meth:`TreeBench.precompile`)."""
+  t0 = time.perf_counter()
+  compiled = lowered.compile()
+  return compiled, time.perf_counter() - t0
+
+
+def finish_info(info: dict, xla_s: float) -> dict:
+  return dict(info, xla_compile_s=xla_s, compile_s=info["lower_s"] + xla_s)
 
 
 class Runner:
@@ -292,37 +308,104 @@ class TreeBench:
     self.grads = to_device(self.host_grads)
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(self.grads))
     self.cache: dict[tuple[str, str], tuple[Any, dict]] = {}
-    self.row_index = 0
+    self.timed: set[tuple[str, str]] = set()
 
   def info(self) -> dict:
     return {"description": TREES[self.name][1], "leaves": self.n_leaves,
             "params": self.n_params, "param_bytes": 4 * self.n_params}
 
-  def runner(self, lib: str, key: str, make_tx) -> tuple[Runner, dict]:
-    tx = make_tx()
+  def _inputs(self, lib: str, make_tx) -> tuple:
+    """Fresh device buffers (the step donates them) for one library."""
+    if lib == "fused":
+      leaves = jax.tree.leaves
+      params = jnp.array(np.concatenate(
+          [x.ravel() for x in leaves(self.host_params)]), dtype=jnp.float32)
+      grads = jnp.array(np.concatenate(
+          [x.ravel() for x in leaves(self.host_grads)]), dtype=jnp.float32)
+      state = (jnp.zeros(self.n_params, jnp.float32),
+               jnp.zeros(self.n_params, jnp.float32),
+               jnp.zeros([], jnp.int32))
+      return params, state, grads
     params = to_device(self.host_params)
-    state = tx.init(params)
-    if (lib, key) not in self.cache:
+    return params, make_tx().init(params), self.grads
+
+  def _lower(self, lib: str, make_tx) -> tuple[Any, dict]:
+    # Shapes and dtypes are all lowering needs: no device buffers here.
+    f32 = lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.float32)
+    if lib == "fused":
+      flat = jax.ShapeDtypeStruct((self.n_params,), jnp.float32)
+      step, params, grads = fused_adam_step(), flat, flat
+      state = (flat, flat, jax.ShapeDtypeStruct((), jnp.int32))
+    else:
       apply = gradtx.apply_updates if lib == "gradtx" else optax.apply_updates
+      params = jax.tree.map(f32, self.host_params)
+      grads = jax.tree.map(f32, self.host_grads)
+      state = jax.eval_shape(make_tx().init, params)
       # A fresh tx and a fresh step function: nothing is traced already.
-      self.cache[lib, key] = compile_step(make_step(make_tx(), apply), params,
-                                          state, self.grads)
+      step = make_step(make_tx(), apply)
+    return lower_step(step, params, state, grads)
+
+  def precompile(self, opts: list[str],
+                 pool: concurrent.futures.ThreadPoolExecutor,
+                 workers: int) -> dict:
+    """Compiles every executable the rows ``opts`` need, before any row is
+    timed, so the steps are timed later on an idle machine.
+
+    Lowering (Python, holding the GIL) runs one at a time, the libraries
+    alternating. The first XLA compile runs alone, and its CPU time over
+    its wall time says how many cores XLA used. If it used one (a tree of
+    many small leaves, where XLA's compile is single-threaded), the others
+    compile ``workers`` at a time on ``pool``: each then runs as fast as it
+    would alone, and the tree's compiles take a fraction of the wall time.
+    If XLA used more than one core (big leaves: it generates code on
+    several threads), compiles side by side would slow each other down and
+    skew the compile times, so they run one at a time.
+    """
+    jobs = []
+    for i, opt in enumerate(opts):
+      if opt == BOUND:
+        pair = [("gradtx", "adam", OPTIMIZERS["adam"][0]),
+                ("fused", "adam", None)]
+      else:
+        gx_make, (ox_key, ox_make), _ = OPTIMIZERS[opt]
+        pair = [("gradtx", opt, gx_make), ("optax", ox_key, ox_make)]
+      for lib, key, make in pair[::(1 if i % 2 == 0 else -1)]:
+        if (lib, key) not in self.cache and all(
+            (lib, key) != (j[0], j[1]) for j in jobs):
+          jobs.append((lib, key, make))
+    if not jobs:
+      return {"parallel": False}
+    lowered = [self._lower(lib, make) for lib, _, make in jobs]
+    cpu0 = time.process_time()
+    first = xla_compile(lowered[0][0])
+    cores = (time.process_time() - cpu0) / max(first[1], 1e-9)
+    parallel = workers > 1 and len(jobs) > 2 and cores < 1.2
+    rest = [lo for lo, _ in lowered[1:]]
+    done = [first] + (list(pool.map(xla_compile, rest)) if parallel
+                      else [xla_compile(lo) for lo in rest])
+    for (lib, key, _), (_, info), (compiled, xla_s) in zip(jobs, lowered,
+                                                          done):
+      self.cache[lib, key] = (compiled, finish_info(info, xla_s))
+    return {"executables": len(jobs), "first_compile_cores": cores,
+            "parallel": parallel}
+
+  def runner(self, lib: str, key: str, make_tx) -> tuple[Runner, dict]:
+    if (lib, key) not in self.cache:
+      lowered, info = self._lower(lib, make_tx)
+      compiled, xla_s = xla_compile(lowered)
+      self.cache[lib, key] = (compiled, finish_info(info, xla_s))
     compiled, cinfo = self.cache[lib, key]
-    return Runner(compiled, params, state, self.grads), cinfo
+    return Runner(compiled, *self._inputs(lib, make_tx)), cinfo
 
   def row(self, opt: str) -> dict:
     gx_make, (ox_key, ox_make), baseline = OPTIMIZERS[opt]
     t0 = time.perf_counter()
-    # Alternate which library compiles first, so load drift is shared.
-    order = ["gradtx", "optax"][::(1 if self.row_index % 2 == 0 else -1)]
-    self.row_index += 1
-    built = {}
-    for lib in order:
-      if lib == "gradtx":
-        built[lib] = self.runner("gradtx", opt, gx_make)
-      else:
-        reused = ("optax", ox_key) in self.cache
-        built[lib] = self.runner("optax", ox_key, ox_make) + (reused,)
+    # optax.adam's executable is the baseline of several rows: the first
+    # row that times it owns its compile time, later rows mark it reused.
+    reused = ("optax", ox_key) in self.timed
+    self.timed.add(("optax", ox_key))
+    built = {"gradtx": self.runner("gradtx", opt, gx_make),
+             "optax": self.runner("optax", ox_key, ox_make) + (reused,)}
     g, gc_info = built["gradtx"]
     o, oc_info, o_reused = built["optax"]
     timing = interleave(g, o, self.warmup, self.pairs)
@@ -361,20 +444,10 @@ class TreeBench:
   def bound(self) -> dict:
     t0 = time.perf_counter()
     g, g_info = self.runner("gradtx", "adam", OPTIMIZERS["adam"][0])
-    flat_host = np.concatenate([x.ravel() for x in
-                                jax.tree.leaves(self.host_params)])
-    flat_grads = jnp.array(np.concatenate(
-        [x.ravel() for x in jax.tree.leaves(self.host_grads)]),
-        dtype=jnp.float32)
-    params = jnp.array(flat_host, dtype=jnp.float32)
-    state = (jnp.zeros(self.n_params, jnp.float32),
-             jnp.zeros(self.n_params, jnp.float32), jnp.zeros([], jnp.int32))
-    compiled, f_info = compile_step(fused_adam_step(), params, state,
-                                    flat_grads)
-    f = Runner(compiled, params, state, flat_grads)
+    f, f_info = self.runner("fused", "adam", None)
     timing = interleave(g, f, self.warmup, self.pairs)
     finite = g.check_finite() and f.check_finite()
-    del g, f, flat_host
+    del g, f
     gc.collect()
     # Bytes an Adam step must move: read params, grads, mu, nu; write
     # params, mu, nu.
@@ -438,6 +511,39 @@ def machine_info() -> dict:
   }
 
 
+def warm_up_compiler() -> None:
+  """The first compile in a process, and the first in each thread, also set
+  up XLA, LLVM and the thread's memory; do that on a two-leaf tree, untimed,
+  so no row's compile time carries it."""
+  params = {"a": jnp.ones((8,), jnp.float32), "b": jnp.ones((8,), jnp.float32)}
+  for tx, apply in ((gradtx.adam(LR), gradtx.apply_updates),
+                    (optax.adam(LR), optax.apply_updates)):
+    jax.jit(make_step(tx, apply)).lower(params, tx.init(params),
+                                        params).compile()
+
+
+def compile_pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+  """``workers`` threads for XLA compiles, each warmed up once."""
+  pool = concurrent.futures.ThreadPoolExecutor(workers)
+  barrier = threading.Barrier(workers)
+
+  def warm():
+    barrier.wait()  # one warm-up per thread, not two on one thread
+    warm_up_compiler()
+
+  for f in [pool.submit(warm) for _ in range(workers)]:
+    f.result()
+  return pool
+
+
+def default_compile_workers() -> int:
+  try:
+    cores = len(os.sched_getaffinity(0))
+  except AttributeError:
+    cores = os.cpu_count() or 1
+  return max(1, min(4, cores))
+
+
 def load_average() -> Optional[list]:
   try:
     return [float(x) for x in os.getloadavg()]
@@ -494,10 +600,10 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--trees", nargs="+", default=list(DEFAULT_TREES),
                  metavar="TREE", help=f"subset of {list(TREES)} (default: "
                  f"{' '.join(DEFAULT_TREES)})")
-  p.add_argument("--optimizers", nargs="+", default=list(ALL_OPTIMIZERS),
+  p.add_argument("--optimizers", nargs="+", default=None,
                  metavar="OPT", help=f"subset of {list(ALL_OPTIMIZERS)} "
-                 "(default: all; 'bound' is gradtx.adam against a hand-fused "
-                 "flat-buffer Adam)")
+                 "(default: all but adam_bf16 on many_small; 'bound' is "
+                 "gradtx.adam against a hand-fused flat-buffer Adam)")
   p.add_argument("--repeats", type=int, default=None,
                  help="timed interleaved pairs per row (default per tree: "
                  + ", ".join(f"{k} {v[1]}" for k, v in TREE_REPEATS.items())
@@ -509,6 +615,9 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--quick", action="store_true",
                  help=f"smoke test: warm-up {QUICK_REPEATS[0]}, "
                  f"{QUICK_REPEATS[1]} pairs")
+  p.add_argument("--compile-workers", type=int, default=None, metavar="N",
+                 help="XLA compiles run side by side, N at a time (default: "
+                 "the usable cores, at most 4; 1 compiles one at a time)")
   p.add_argument("--out", default=str(DEFAULT_OUT),
                  help="JSON output path (default: benchmarks/results.json)")
   return p
@@ -517,9 +626,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
   args = parser().parse_args(argv)
   trees = _names(args.trees, TREES, "tree")
-  opts = _names(args.optimizers, ALL_OPTIMIZERS, "optimizer")
+  opts = _names(args.optimizers or list(ALL_OPTIMIZERS), ALL_OPTIMIZERS,
+                "optimizer")
   if args.repeats is not None and args.repeats < 1:
     raise SystemExit("bench.py: --repeats must be >= 1")
+  if args.compile_workers is not None and args.compile_workers < 1:
+    raise SystemExit("bench.py: --compile-workers must be >= 1")
+  workers = args.compile_workers or default_compile_workers()
   t_start = time.perf_counter()
   log = lambda s: print(s, flush=True)
   machine = machine_info()
@@ -527,6 +640,8 @@ def main(argv=None) -> int:
       f"{k}={machine[k]}" for k in ("cpu_model", "cpu_count", "cpus_usable",
                                     "backend", "jax", "jaxlib", "optax",
                                     "gradtx", "loadavg_start")))
+  warm_up_compiler()
+  pool = compile_pool(workers)
   results, bounds, tree_info, config = [], [], {}, {}
   for name in trees:
     warmup, pairs = QUICK_REPEATS if args.quick else TREE_REPEATS[name]
@@ -539,7 +654,18 @@ def main(argv=None) -> int:
     tree_info[name] = tb.info()
     log(f"tree {name}: {tb.n_leaves} leaves, {tb.n_params:,} params "
         f"(warm-up {warmup}, {pairs} pairs per row)")
-    for opt in opts:
+    tree_opts = [o for o in opts if args.optimizers or
+                 (name, o) not in DEFAULT_SKIP]
+    t_compile = time.perf_counter()
+    stage = tb.precompile(tree_opts, pool, workers)
+    stage["wall_s"] = time.perf_counter() - t_compile
+    tree_info[name]["compile_stage"] = stage
+    if "executables" in stage:
+      log(f"  compiled {stage['executables']} executables in "
+          f"{stage['wall_s']:.1f} s; the first used "
+          f"{stage['first_compile_cores']:.2f} cores, so the rest compiled "
+          + (f"{workers} at a time" if stage["parallel"] else "one at a time"))
+    for opt in tree_opts:
       if opt == BOUND:
         bounds.append(tb.bound())
       else:
@@ -548,6 +674,7 @@ def main(argv=None) -> int:
     gc.collect()
     tree_info[name]["wall_s"] = time.perf_counter() - t_tree
     config[name] = {"warmup": warmup, "pairs": pairs}
+  pool.shutdown()
   total = time.perf_counter() - t_start
   machine["loadavg_end"] = load_average()
 
@@ -597,6 +724,7 @@ def main(argv=None) -> int:
   data = {
       "machine": machine,
       "config": {"trees": trees, "optimizers": opts, "quick": args.quick,
+                 "compile_workers": workers,
                  "repeats_override": args.repeats, "per_tree": config,
                  "learning_rate": LR, "seed": SEED,
                  "step": "jax.jit(step, donate_argnums=(0, 1)); "
