@@ -114,9 +114,9 @@ TREES: dict[str, tuple[Callable[[], dict], str]] = {
 }
 DEFAULT_TREES = ("gpt2", "resnet50", "many_small")
 # Rows the default run leaves out (name them with --optimizers to run them):
-# bfloat16 moments save the same 4 bytes per parameter on every tree, and the
-# 2000-leaf row would add two of the run's slowest compiles.
-DEFAULT_SKIP = {("many_small", "adam_bf16")}
+# bfloat16 moments save the same bytes per parameter on every tree, and on
+# the 2000-leaf tree these rows would add some of the run's slowest compiles.
+DEFAULT_SKIP = {("many_small", "adam_bf16"), ("many_small", "adam_mu_bf16")}
 
 # (warm-up steps per library, timed pairs) per tree. Chosen so the default
 # run fits in 5 minutes on 2 CPU cores; compile time dominates for
@@ -182,6 +182,10 @@ OPTIMIZERS: dict[str, tuple[Callable[[], Any], tuple[str, Callable[[], Any]],
                   ("adam", lambda: optax.adam(LR)),
                   "optax.adam with float32 moments (gradtx stores mu, nu "
                   "in bfloat16)"),
+    "adam_mu_bf16": (lambda: gradtx.adam(LR, mu_dtype=BF16),
+                     ("adam_mu_bf16", lambda: optax.adam(LR, mu_dtype=BF16)),
+                     "optax.adam(mu_dtype=bfloat16): the same state on both "
+                     "sides"),
     "adam_flat": (lambda: gradtx.flatten(gradtx.adam(LR),
                                          max_leaf_size=FLAT_MAX),
                   ("adam", lambda: optax.adam(LR)),
@@ -194,6 +198,7 @@ ALL_OPTIMIZERS = tuple(OPTIMIZERS) + (BOUND,)
 ROW_LABEL = {
     "adabound": "adabound (vs optax.adam)",
     "adam_bf16": "adam bf16 mu,nu (vs optax.adam f32)",
+    "adam_mu_bf16": "adam bf16 mu",
     "adam_flat": "flatten(adam, max_leaf_size=2**14) (vs optax.adam)",
 }
 
@@ -602,7 +607,7 @@ def parser() -> argparse.ArgumentParser:
                  f"{' '.join(DEFAULT_TREES)})")
   p.add_argument("--optimizers", nargs="+", default=None,
                  metavar="OPT", help=f"subset of {list(ALL_OPTIMIZERS)} "
-                 "(default: all but adam_bf16 on many_small; 'bound' is "
+                 "(default: all but the bf16 rows on many_small; 'bound' is "
                  "gradtx.adam against a hand-fused flat-buffer Adam)")
   p.add_argument("--repeats", type=int, default=None,
                  help="timed interleaved pairs per row (default per tree: "
@@ -700,7 +705,8 @@ def main(argv=None) -> int:
           "concatenates the small leaves per dtype. adabound: optax "
           "has no AdaBound, its row compares with optax.adam, the nearest "
           "baseline. adam bf16: gradtx.adam(mu_dtype=bfloat16, "
-          "nu_dtype=bfloat16) against optax.adam with float32 moments.")
+          "nu_dtype=bfloat16) against optax.adam with float32 moments. "
+          "adam bf16 mu: both libraries with mu_dtype=bfloat16.")
     bf = [r for r in results if r["optimizer"] == "adam_bf16"]
     for r in bf:
       saved = (r["optax_state_bytes_per_param"]
