@@ -15,7 +15,9 @@ both libraries::
 
     compiled = jax.jit(step, donate_argnums=(0, 1)).lower(...).compile()
 
-After warm-up the two libraries' steps are interleaved (one gradtx step, one
+All executables of a tree are compiled before its rows are timed (see
+``TreeBench.precompile``, which also decides whether XLA compiles may run
+side by side). After warm-up the two libraries' steps are interleaved (one gradtx step, one
 optax step, the order flipped every pair), so slow drift of the machine (other
 load, thermal, frequency) hits both alike; the row reports each library's
 median step time and the median over pairs of gradtx/optax. See README.md.
