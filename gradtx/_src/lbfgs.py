@@ -112,6 +112,12 @@ def _where(cond: jax.Array, x: Any, y: Any) -> Any:
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), x, y)
 
 
+def _like_params(tree: Any, params: Any) -> Any:
+  """``tree``'s leaves as arrays of the matching params' dtypes."""
+  return jax.tree.map(lambda g, p: jnp.asarray(g).astype(p.dtype), tree,
+                      params)
+
+
 def _objective_kwargs(value_fn: Callable[..., Any], extra_args: dict) -> dict:
   """The extra keyword arguments that ``value_fn`` accepts.
 
@@ -483,8 +489,7 @@ def scale_by_backtracking_linesearch(
     f = lambda p: jnp.asarray(value_fn(p, **kw)).astype(dtype)
     c = lambda h: jnp.asarray(h).astype(dtype)
     value = c(value)
-    grad = jax.tree.map(lambda g, p: jnp.asarray(g).astype(p.dtype), grad,
-                        params)
+    grad = _like_params(grad, params)
     slope = _dot(updates, grad, dtype)
     if isinstance(increase_factor, (int, float)) and math.isinf(
         increase_factor):
@@ -768,8 +773,7 @@ def scale_by_zoom_linesearch(
     c = lambda h: jnp.asarray(h).astype(dtype)
     zero, inf = jnp.zeros([], dtype), jnp.full([], jnp.inf, dtype)
     value_and_grad = jax.value_and_grad(lambda p: value_fn(p, **kw))
-    grad = jax.tree.map(lambda g, p: jnp.asarray(g).astype(p.dtype), grad,
-                        params)
+    grad = _like_params(grad, params)
     value0 = c(value)
     slope0 = _dot(updates, grad, dtype)
     if initial_guess_strategy == "one":
@@ -816,7 +820,7 @@ def scale_by_zoom_linesearch(
       trial = base.apply_updates(params, _scale_tree(t, updates))
       f_t, g_t = value_and_grad(trial)
       f_t = c(f_t)
-      g_t = jax.tree.map(lambda g, p: g.astype(p.dtype), g_t, params)
+      g_t = _like_params(g_t, params)
       slope_t = _dot(g_t, updates, dtype)
       dec, curv = errors(t, f_t, slope_t)
       good = jnp.maximum(dec, curv) <= c(tol)
