@@ -2,6 +2,7 @@
 
 import inspect
 
+import common
 import gradtx
 
 
@@ -32,10 +33,6 @@ def test_every_named_optimizer_docstring_has_formula_paper_and_example():
 
 
 def test_no_optax_import_at_run_time():
-  import subprocess
-  import sys
   code = ("import sys, gradtx; gradtx.adam(1e-3); "
           "print('optax' in sys.modules)")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                       text=True, check=True).stdout.strip()
-  assert out == "False"
+  assert common.python_prints(code) == "False"

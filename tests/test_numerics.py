@@ -19,8 +19,9 @@ import numpy as np
 import optax
 import pytest
 
+import common
 import gradtx
-from registry import BY_NAME, KEY, SPECS, _big, _by_size, objective_kwargs
+from registry import BY_NAME, KEY, SPECS, _big, _by_size
 
 LR = 1e-2
 IDS = [s.name for s in SPECS]
@@ -86,15 +87,9 @@ def _finite(tree):
 
 
 def _run(tx, params, grads_seq, spec=None):
-  """Eager steps; returns the (updates, state) after each. A line search
-  (``spec.needs_objective``) gets the local model whose gradient is ``g``."""
-  state, out = tx.init(params), []
-  for g in grads_seq:
-    kw = objective_kwargs(spec, params, g) if spec else {}
-    updates, state = tx.update(g, state, params, **kw)
-    params = gradtx.apply_updates(params, updates)
-    out.append((updates, state))
-  return out
+  """Eager steps (gradtx's apply_updates); the (updates, state) after each."""
+  return [(u, s) for u, s, _ in
+          common.steps(tx, grads_seq, params, spec, gradtx.apply_updates)]
 
 
 # --------------------------------------------------------------------------

@@ -23,8 +23,6 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +31,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import common  # noqa: E402
 import gradtx  # noqa: E402
 from gradtx import torch_like as tl  # noqa: E402
 
@@ -383,9 +382,7 @@ def test_signature_matches_torch(name):
 def test_module_does_not_import_torch():
   code = ("import sys, gradtx.torch_like as tl; tl.Adam(); "
           "print('torch' in sys.modules, 'optax' in sys.modules)")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                       text=True, check=True).stdout.strip()
-  assert out == "False False"
+  assert common.python_prints(code) == "False False"
 
 
 def test_public_names_are_documented():
