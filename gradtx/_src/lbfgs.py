@@ -289,13 +289,14 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
     def history(z):
       return jnp.broadcast_to(z[None], (m,) + jnp.shape(z))
 
-    stacked = jax.tree.map(history, T.tree_zeros_like(params))
+    # Two histories of their own: a jitted step that donates the state
+    # cannot be given one buffer twice.
     return ScaleByLBFGSState(
         count=base.zero_count(),
         params=T.tree_zeros_like(params),
         updates=T.tree_zeros_like(params),
-        diff_params_memory=stacked,
-        diff_updates_memory=stacked,
+        diff_params_memory=jax.tree.map(history, T.tree_zeros_like(params)),
+        diff_updates_memory=jax.tree.map(history, T.tree_zeros_like(params)),
         weights_memory=jnp.zeros([m], dtype),
         memory_idx=base.zero_count(),
         identity_scale=jnp.zeros([], dtype))

@@ -86,9 +86,13 @@ def check_params(tree: Any) -> Any:
 
 
 def tree_strong(tree: Any) -> Any:
-  """A copy of the tree with every leaf strongly typed (see above)."""
-  return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)),
-                      tree)
+  """A copy of the tree with every leaf strongly typed (see above).
+
+  A copy in buffers of its own: state that held the params' own arrays
+  could not be donated by a jitted step that is also given (or donates)
+  the params."""
+  return jax.tree.map(
+      lambda x: jnp.array(x, dtype=jnp.result_type(x), copy=True), tree)
 
 
 def tree_map_leaves(f: Callable[[Any], Any], tree: Any) -> Any:
