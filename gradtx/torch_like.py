@@ -512,8 +512,11 @@ def add_decoupled_weight_decay(learning_rate: base.ScalarOrSchedule,
     lr = T.at(learning_rate, state.count)
     wd = T.at(weight_decay, state.count)
 
+    # One rate per params dtype, not one per leaf.
+    rates = {x.dtype: rate(lr, wd, x.dtype) for x in jax.tree.leaves(params)}
+
     def leaf(g, p):
-      return (g + T.like(rate(lr, wd, p.dtype), g) * p,)
+      return (g + T.like(rates[p.dtype], g) * p,)
 
     updates = T.leafwise(leaf, 1, updates, params, name=fn)[0]
     return updates, new_state
@@ -1030,7 +1033,7 @@ def Rprop(lr: float = 1e-2, etas: tuple = (0.5, 1.2),
   fn = _PREFIX + "Rprop"
   _check_torch_only(fn, capturable=capturable, foreach=foreach,
                     differentiable=differentiable)
-  if callable(lr) or not T.is_concrete_number(lr):
+  if not T.is_concrete_number(lr):
     raise ValueError(
         f"{fn}: lr is Rprop's initial step size and must be a number, got "
         f"lr={lr!r}; Rprop adapts its step sizes itself.")

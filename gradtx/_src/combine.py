@@ -113,7 +113,8 @@ def chain(*transforms: base.GradientTransformation,
     >>> state = tx.init({"w": jnp.ones(3)})
   """
   txs = tuple(transforms)
-  plan = _plan("chain", txs, [f"#{i}" for i in range(len(txs))])
+  labels = [f"#{i}" for i in range(len(txs))]
+  plan = _plan("chain", txs, labels)
 
   def init_fn(params):
     return tuple(tx.init(params) for tx in txs)
@@ -124,8 +125,8 @@ def chain(*transforms: base.GradientTransformation,
       raise ValueError(
           f"chain: the state holds {len(state)} member states but the chain "
           f"has {len(txs)} members. Was it built by this chain's init()?")
-    updates, new_states = _run("chain", [f"#{i}" for i in range(len(txs))],
-                               plan, state, updates, params, extra_args)
+    updates, new_states = _run("chain", labels, plan, state, updates, params,
+                               extra_args)
     return updates, tuple(new_states)
 
   return base.GradientTransformation(init_fn, update_fn)
@@ -144,7 +145,8 @@ def named_chain(*transforms: tuple[str, base.GradientTransformation],
   if len(set(names)) != len(names):
     raise ValueError(f"named_chain: names must be unique, got {names}.")
   txs = tuple(tx for _, tx in transforms)
-  plan = _plan("named_chain", txs, [repr(n) for n in names])
+  labels = [repr(n) for n in names]
+  plan = _plan("named_chain", txs, labels)
 
   def init_fn(params):
     return {n: tx.init(params) for n, tx in zip(names, txs)}
@@ -155,7 +157,7 @@ def named_chain(*transforms: tuple[str, base.GradientTransformation],
       raise ValueError(
           f"named_chain: the state has members {sorted(state)} but the chain "
           f"has {sorted(names)}.")
-    updates, new_states = _run("named_chain", [repr(n) for n in names], plan,
+    updates, new_states = _run("named_chain", labels, plan,
                                [state[n] for n in names], updates, params,
                                extra_args)
     return updates, dict(zip(names, new_states))

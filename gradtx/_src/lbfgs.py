@@ -1063,9 +1063,7 @@ def value_and_grad_from_state(value_fn: Callable[..., Any],
 
     def evaluate(p):
       v, g = jax.value_and_grad(value_fn)(p, *args, **kwargs)
-      return (jnp.asarray(v).astype(value.dtype),
-              jax.tree.map(lambda a, b: jnp.asarray(a).astype(b.dtype), g,
-                           grad))
+      return jnp.asarray(v).astype(value.dtype), _like_params(g, grad)
 
     return jax.lax.cond(jnp.isfinite(value), lambda p: (value, grad),
                         evaluate, params)

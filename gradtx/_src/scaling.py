@@ -47,8 +47,7 @@ def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any],
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    step_size = T.check_schedule_value(step_size_fn,
-                                       step_size_fn(state.count))
+    step_size = T.at(step_size_fn, state.count)
     updates = T.leafwise(lambda g: (jnp.array(step_size, dtype=g.dtype) * g,),
                          1, updates, name="scale_by_schedule")[0]
     return updates, ScaleByScheduleState(
