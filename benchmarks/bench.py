@@ -299,6 +299,15 @@ def interleave(a: Runner, b: Runner, warmup: int, pairs: int) -> dict:
   }
 
 
+def pair(opt: str) -> list[tuple[str, str, Any]]:
+  """The (library, executable key, transform factory) pair a row times:
+  gradtx first, then its baseline."""
+  if opt == BOUND:
+    return [("gradtx", "adam", OPTIMIZERS["adam"][0]), ("fused", "adam", None)]
+  gx_make, (ox_key, ox_make), _ = OPTIMIZERS[opt]
+  return [("gradtx", opt, gx_make), ("optax", ox_key, ox_make)]
+
+
 class TreeBench:
   """All rows of one tree; compiled executables are shared between rows
   (optax.adam is the baseline of three rows, gradtx.adam of two)."""
@@ -353,7 +362,7 @@ class TreeBench:
     return lower_step(step, params, state, grads)
 
   def precompile(self, opts: list[str],
-                 pool: concurrent.futures.ThreadPoolExecutor,
+                 pool: Optional[concurrent.futures.ThreadPoolExecutor],
                  workers: int) -> dict:
     """Compiles every executable the rows ``opts`` need, before any row is
     timed, so the steps are timed later on an idle machine.
@@ -368,17 +377,11 @@ class TreeBench:
     several threads), compiles side by side would slow each other down and
     skew the compile times, so they run one at a time.
     """
-    jobs = []
+    jobs, seen = [], set(self.cache)
     for i, opt in enumerate(opts):
-      if opt == BOUND:
-        pair = [("gradtx", "adam", OPTIMIZERS["adam"][0]),
-                ("fused", "adam", None)]
-      else:
-        gx_make, (ox_key, ox_make), _ = OPTIMIZERS[opt]
-        pair = [("gradtx", opt, gx_make), ("optax", ox_key, ox_make)]
-      for lib, key, make in pair[::(1 if i % 2 == 0 else -1)]:
-        if (lib, key) not in self.cache and all(
-            (lib, key) != (j[0], j[1]) for j in jobs):
+      for lib, key, make in pair(opt)[::(1 if i % 2 == 0 else -1)]:
+        if (lib, key) not in seen:
+          seen.add((lib, key))
           jobs.append((lib, key, make))
     if not jobs:
       return {"parallel": False}
@@ -397,24 +400,19 @@ class TreeBench:
             "parallel": parallel}
 
   def runner(self, lib: str, key: str, make_tx) -> tuple[Runner, dict]:
-    if (lib, key) not in self.cache:
-      lowered, info = self._lower(lib, make_tx)
-      compiled, xla_s = xla_compile(lowered)
-      self.cache[lib, key] = (compiled, finish_info(info, xla_s))
+    """The executable :meth:`precompile` made, on fresh buffers."""
     compiled, cinfo = self.cache[lib, key]
     return Runner(compiled, *self._inputs(lib, make_tx)), cinfo
 
   def row(self, opt: str) -> dict:
-    gx_make, (ox_key, ox_make), baseline = OPTIMIZERS[opt]
+    _, (ox_key, _), baseline = OPTIMIZERS[opt]
     t0 = time.perf_counter()
     # optax.adam's executable is the baseline of several rows: the first
     # row that times it owns its compile time, later rows mark it reused.
-    reused = ("optax", ox_key) in self.timed
+    o_reused = ("optax", ox_key) in self.timed
     self.timed.add(("optax", ox_key))
-    built = {"gradtx": self.runner("gradtx", opt, gx_make),
-             "optax": self.runner("optax", ox_key, ox_make) + (reused,)}
-    g, gc_info = built["gradtx"]
-    o, oc_info, o_reused = built["optax"]
+    g, gc_info = self.runner(*pair(opt)[0])
+    o, oc_info = self.runner(*pair(opt)[1])
     timing = interleave(g, o, self.warmup, self.pairs)
     finite = g.check_finite() and o.check_finite()
     res = {
@@ -440,7 +438,7 @@ class TreeBench:
         "params_finite_after": finite,
         "row_wall_s": None,
     }
-    del g, o, built
+    del g, o
     gc.collect()
     res["row_wall_s"] = time.perf_counter() - t0
     self.log(f"  {self.name:10s} {opt:10s} gradtx {res['gradtx_ms']:9.2f} ms"
@@ -450,8 +448,8 @@ class TreeBench:
 
   def bound(self) -> dict:
     t0 = time.perf_counter()
-    g, g_info = self.runner("gradtx", "adam", OPTIMIZERS["adam"][0])
-    f, f_info = self.runner("fused", "adam", None)
+    g, g_info = self.runner(*pair(BOUND)[0])
+    f, f_info = self.runner(*pair(BOUND)[1])
     timing = interleave(g, f, self.warmup, self.pairs)
     finite = g.check_finite() and f.check_finite()
     del g, f
@@ -648,7 +646,7 @@ def main(argv=None) -> int:
                                     "backend", "jax", "jaxlib", "optax",
                                     "gradtx", "loadavg_start")))
   warm_up_compiler()
-  pool = compile_pool(workers)
+  pool = compile_pool(workers) if workers > 1 else None
   results, bounds, tree_info, config = [], [], {}, {}
   for name in trees:
     warmup, pairs = QUICK_REPEATS if args.quick else TREE_REPEATS[name]
@@ -681,7 +679,8 @@ def main(argv=None) -> int:
     gc.collect()
     tree_info[name]["wall_s"] = time.perf_counter() - t_tree
     config[name] = {"warmup": warmup, "pairs": pairs}
-  pool.shutdown()
+  if pool is not None:
+    pool.shutdown()
   total = time.perf_counter() - t_start
   machine["loadavg_end"] = load_average()
 
