@@ -24,6 +24,33 @@ def _fmt_key(names: tuple) -> str:
   return "".join(f"[{n!r}]" for n in names)
 
 
+def is_mask_fn(spec: Any) -> bool:
+  """Whether a mask (or label) spec is a function of the params.
+
+  As in optax: a spec is a function when every leaf of it is callable. A
+  callable *pytree* (an equinox module of bools, say) has non-callable leaves
+  and is a tree, not a function.
+  """
+  leaves = jax.tree.leaves(jax.tree.map(callable, spec))
+  return bool(leaves) and all(leaves)
+
+
+def spec_tree(fn: str, spec: Any, params: Any) -> Any:
+  """``spec`` as a tree matching ``params`` or a prefix of it.
+
+  Returns the spec itself (called on the params if it is a function) when it
+  is a prefix of the params' structure, so a ``False`` over a subtree stays
+  one entry, as in optax; otherwise (a plain dict for a Flax ``FrozenDict``
+  or an ``nnx.State``) the per-leaf tree from :func:`broadcast_to_params`.
+  """
+  spec = spec(params) if is_mask_fn(spec) else spec
+  try:
+    jax.tree.map(lambda v, sub: None, spec, params)
+    return spec
+  except (ValueError, TypeError):
+    return broadcast_to_params(fn, spec, params)
+
+
 def broadcast_to_params(fn: str, spec: Any, params: Any) -> Any:
   """A tree of per-leaf values with ``params``' structure, from ``spec``.
 
@@ -33,7 +60,7 @@ def broadcast_to_params(fn: str, spec: Any, params: Any) -> Any:
   ``FrozenDict`` or an ``nnx.State`` (leaves are matched by key path, and
   the ``.value`` of an nnx variable by its parent's path).
   """
-  spec = spec(params) if callable(spec) else spec
+  spec = spec(params) if is_mask_fn(spec) else spec
   try:
     return jax.tree.map(lambda v, sub: jax.tree.map(lambda _: v, sub), spec,
                         params)
@@ -90,12 +117,23 @@ class MaskedState(NamedTuple):
 
 def masked(inner: base.GradientTransformation,
            mask: Union[Any, Callable[[Any], Any]],
+           *, mask_compatible_extra_args: bool = False,
            ) -> base.GradientTransformation:
   """Applies ``inner`` to the leaves where ``mask`` is True only.
 
   ``mask`` is a tree of bools with the params' structure (or a prefix of it),
   or a function from params to such a tree. Masked-out leaves pass through
-  unchanged, and the inner state holds nothing for them.
+  unchanged, and the inner state holds nothing for them: a masked-out
+  subtree is one :class:`MaskedNode` in the inner state, as in optax, so the
+  state has optax's structure.
+
+  Args:
+    inner: the transform to apply to the unmasked leaves.
+    mask: the tree of bools (or prefix of it), or a function of the params
+      returning one. A pytree that happens to be callable (an equinox module
+      of bools) is a tree: only a spec whose every leaf is callable is called.
+    mask_compatible_extra_args: also mask every extra argument that has the
+      updates' tree structure (e.g. per-param values for ``inner``).
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -104,26 +142,41 @@ def masked(inner: base.GradientTransformation,
     ...                              {"w": True, "b": False})
     >>> state = decay_w_only.init(params)
   """
+  return _masked("masked", inner, mask, mask_compatible_extra_args)
+
+
+def _masked(fn: str, inner: base.GradientTransformation, mask: Any,
+            mask_compatible_extra_args: bool) -> base.GradientTransformation:
+  """:func:`masked`, with errors naming ``fn`` (masked or freeze)."""
   forwards = combine._accepts_extra_args(inner.update)
 
   def apply_mask(tree, mask_tree):
     return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask_tree, tree)
 
   def get_mask(tree):
-    return _static_mask("masked", broadcast_to_params("masked", mask, tree))
+    return _static_mask(fn, spec_tree(fn, mask, tree))
+
+  def mask_extra_args(extra_args, updates, mask_tree):
+    if not mask_compatible_extra_args:
+      return extra_args
+    structure = jax.tree.structure(updates)
+    return {k: apply_mask(v, mask_tree)
+            if jax.tree.structure(v) == structure else v
+            for k, v in extra_args.items()}
 
   def init_fn(params):
     return MaskedState(inner_state=inner.init(apply_mask(params,
                                                          get_mask(params))))
 
   def update_fn(updates, state, params=None, **extra_args):
-    T.check_updates_match_params("masked", updates, params)
+    T.check_updates_match_params(fn, updates, params)
     mask_tree = get_mask(updates)
     masked_updates = apply_mask(updates, mask_tree)
     masked_params = None if params is None else apply_mask(params, mask_tree)
     if forwards:
-      new, inner_state = inner.update(masked_updates, state.inner_state,
-                                      masked_params, **extra_args)
+      new, inner_state = inner.update(
+          masked_updates, state.inner_state, masked_params,
+          **mask_extra_args(extra_args, updates, mask_tree))
     else:
       new, inner_state = inner.update(masked_updates, state.inner_state,
                                       masked_params)
@@ -131,7 +184,7 @@ def masked(inner: base.GradientTransformation,
                            updates)
     return updates, MaskedState(inner_state=inner_state)
 
-  update_fn.gradtx_name = "masked"
+  update_fn.gradtx_name = fn
   return base.GradientTransformation(init_fn, update_fn)
 
 
@@ -142,13 +195,16 @@ class PartitionState(NamedTuple):
 
 def partition(transforms: Mapping[Hashable, base.GradientTransformation],
               param_labels: Union[Any, Callable[[Any], Any]],
+              *, mask_compatible_extra_args: bool = False,
               ) -> base.GradientTransformation:
   """Param groups: a different transform for each label of the params.
 
   ``param_labels`` is a tree of labels with the params' structure (or a
   prefix of it, or a plain dict for a Flax ``FrozenDict`` / ``nnx.State``),
   or a function from params to one. Each transform sees only its own
-  leaves: its state holds nothing for the others.
+  leaves: its state holds nothing for the others (each inner state is a
+  :func:`masked` state, as in optax). ``mask_compatible_extra_args`` is
+  passed on to :func:`masked`.
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -168,7 +224,7 @@ def partition(transforms: Mapping[Hashable, base.GradientTransformation],
                       f"gradient transformation.")
 
   def labels_of(tree):
-    labels = broadcast_to_params(fn, param_labels, tree)
+    labels = spec_tree(fn, param_labels, tree)
     unknown = set(jax.tree.leaves(labels)) - set(transforms)
     if unknown:
       raise ValueError(
@@ -181,10 +237,14 @@ def partition(transforms: Mapping[Hashable, base.GradientTransformation],
     return {label: jax.tree.map(lambda l, label=label: l == label, labels)
             for label in transforms}
 
+  def group(tx, mask):
+    return masked(tx, mask,
+                  mask_compatible_extra_args=mask_compatible_extra_args)
+
   def init_fn(params):
     m = masks(params)
     return PartitionState(inner_states={
-        label: masked(tx, m[label]).init(params)
+        label: group(tx, m[label]).init(params)
         for label, tx in transforms.items()})
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -192,7 +252,7 @@ def partition(transforms: Mapping[Hashable, base.GradientTransformation],
     m = masks(updates)
     new_states = {}
     for label, tx in transforms.items():
-      updates, new_states[label] = masked(tx, m[label]).update(
+      updates, new_states[label] = group(tx, m[label]).update(
           updates, state.inner_states[label], params, **extra_args)
     return updates, PartitionState(inner_states=new_states)
 
@@ -200,9 +260,23 @@ def partition(transforms: Mapping[Hashable, base.GradientTransformation],
   return base.GradientTransformation(init_fn, update_fn)
 
 
+def _set_to_zero() -> base.GradientTransformation:
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    # follow_sharding: the zeros keep the update's sharding under jit.
+    return jax.tree.map(lambda u: T.follow_sharding(jnp.zeros_like(u), u),
+                        updates), state
+
+  update_fn.gradtx_name = "set_to_zero"
+  return base.GradientTransformation(base.init_empty_state, update_fn)
+
+
 def freeze(mask: Union[Any, Callable[[Any], Any]],
            ) -> base.GradientTransformation:
   """Zeroes the updates of the leaves where ``mask`` is True.
+
+  It is :func:`masked` around a transform that sets updates to zero, so its
+  state is ``MaskedState(inner_state=EmptyState())``, as in optax.
 
   Chain it last (after the learning rate) so frozen params never move; the
   optimizer before it still keeps state for them. To keep no state for
@@ -214,17 +288,7 @@ def freeze(mask: Union[Any, Callable[[Any], Any]],
     >>> tx = gradtx.chain(gradtx.adam(1e-3),
     ...                   gradtx.freeze({"backbone": True, "head": False}))
   """
-
-  def update_fn(updates, state, params=None, **extra_args):
-    del params, extra_args
-    m = _static_mask("freeze", broadcast_to_params("freeze", mask, updates))
-    # follow_sharding: the zeros keep the update's sharding under jit.
-    return jax.tree.map(
-        lambda f, u: T.follow_sharding(jnp.zeros_like(u), u) if f else u, m,
-        updates), state
-
-  update_fn.gradtx_name = "freeze"
-  return base.GradientTransformation(base.init_empty_state, update_fn)
+  return _masked("freeze", _set_to_zero(), mask, False)
 
 
 class EmaParamsState(NamedTuple):
