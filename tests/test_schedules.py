@@ -200,9 +200,7 @@ def test_every_schedule_is_finite_at_large_int32_steps(sched):
     (lambda: gradtx.cosine_warm_restarts_schedule(0.1, 5, 1, 1.0),
      "min_value"),
     (lambda: gradtx.cosine_decay_schedule(1.0, 0), "decay_steps"),
-    (lambda: gradtx.exponential_decay(1.0, 0, 0.5), "transition_steps"),
     (lambda: gradtx.exponential_decay(1.0, 10, -0.5), "decay_rate"),
-    (lambda: gradtx.linear_schedule(0.0, 1.0, -3), "transition_steps"),
     (lambda: gradtx.linear_schedule(0.0, 1.0, 3, -1), "transition_begin"),
     (lambda: gradtx.piecewise_constant_schedule(1.0, {5: -0.5}),
      "boundaries_and_scales"),
@@ -220,3 +218,38 @@ def test_every_schedule_is_finite_at_large_int32_steps(sched):
 def test_bad_arguments_name_the_argument(build, match):
   with pytest.raises(ValueError, match=match):
     build()
+
+
+# optax's fallbacks: these arguments give the constant init_value there, and a
+# drop-in must accept them the same way.
+@pytest.mark.parametrize("name, args", [
+    ("polynomial_schedule", (2.0, 0.5, 1, -1)),
+    ("polynomial_schedule", (2.0, 0.5, 1, 0)),
+    ("linear_schedule", (2.0, 0.5, -3)),
+    ("exponential_decay", (2.0, 0, 0.5)),
+    ("exponential_decay", (2.0, -1, 0.5)),
+    ("exponential_decay", (2.0, 2, 0.0)),
+])
+def test_optax_constant_fallbacks(name, args):
+  ours, theirs = getattr(gradtx, name)(*args), getattr(optax, name)(*args)
+  for k in (0, 1, 3, 100):
+    assert float(ours(k)) == float(theirs(k)) == 2.0
+
+
+def test_exponential_decay_rate_zero_is_init_at_step_zero():
+  assert float(gradtx.exponential_decay(1.0, 2, decay_rate=0.0)(0)) == 1.0
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_python_int_counts_past_int32_do_not_overflow(x64):
+  with jax.enable_x64(x64):
+    pairs = [
+        (gradtx.cosine_decay_schedule(1000., decay_steps=10**10),
+         optax.cosine_decay_schedule(1000., decay_steps=10**10), 10**9),
+        (gradtx.exponential_decay(1.0, 10**9, 0.5),
+         optax.exponential_decay(1.0, 10**9, 0.5), 2**31 + 5),
+        (gradtx.exponential_decay(1.0, 10**9, 0.5, staircase=True),
+         optax.exponential_decay(1.0, 10**9, 0.5, staircase=True), 3 * 10**9),
+    ]
+    for ours, theirs, k in pairs:
+      np.testing.assert_allclose(float(ours(k)), float(theirs(k)), rtol=1e-6)

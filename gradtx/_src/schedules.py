@@ -6,9 +6,11 @@ these are jit-safe: ``count`` may be a traced int32, and they stay exact for
 counts beyond 2**24 where float32 stops representing every integer (cyclic
 positions are computed in integer arithmetic before any conversion).
 
-Names, arguments and values follow optax 0.2.8 where optax has the schedule.
-Arguments that make no sense raise ``ValueError`` naming the argument, where
-optax sometimes falls back silently to a constant.
+Names, arguments and values follow optax 0.2.8 where optax has the schedule,
+including its fallbacks: a polynomial or exponential schedule with
+``transition_steps <= 0``, or an exponential one with ``decay_rate == 0``, is
+the constant ``init_value``. Other arguments that make no sense raise
+``ValueError`` naming the argument.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ def _real(x: Any) -> jax.Array:
   Steps arrive as int32 counters, and int32 / int divides in float32 even
   when float64 is enabled; converting first keeps schedules exact there.
   Callers clip or reduce the step in integer arithmetic before this, so
-  counts past 2**24 lose nothing in float32 either.
+  counts past 2**24 lose nothing in float32 either. A Python int goes
+  through ``float`` first: a count past 2**31 would overflow int32.
   """
+  if isinstance(x, int) and not isinstance(x, bool):
+    x = float(x)
   return jnp.asarray(x).astype(jnp.result_type(float))
 
 
@@ -64,7 +69,7 @@ def polynomial_schedule(init_value: Any, end_value: Any, power: Any,
 
   Before ``transition_begin`` (``k_0``) the value is ``init_value``; after
   ``K = transition_steps`` more steps it is ``end_value``.
-  ``transition_steps=0`` gives the constant ``init_value`` (as in optax).
+  ``transition_steps <= 0`` gives the constant ``init_value`` (as in optax).
 
   Example:
     >>> import gradtx
@@ -73,9 +78,9 @@ def polynomial_schedule(init_value: Any, end_value: Any, power: Any,
     0.25
   """
   fn = "polynomial_schedule"
-  _check_int(fn, "transition_steps", transition_steps, 0)
+  _check_int(fn, "transition_steps", transition_steps, -2 ** 63)
   _check_int(fn, "transition_begin", transition_begin, 0)
-  if transition_steps == 0:
+  if transition_steps <= 0:
     return lambda count: init_value
 
   def schedule(count):
@@ -139,7 +144,9 @@ def exponential_decay(init_value: Any, transition_steps: int,
   r"""Exponential decay: :math:`v(k) = v_0\, r^{(k - k_0)/K}` after ``k_0``.
 
   With ``staircase`` the exponent is floored (decay every ``K`` steps).
-  ``end_value`` bounds the value (from below when decaying).
+  ``end_value`` bounds the value (from below when decaying). As in optax,
+  ``transition_steps <= 0`` or ``decay_rate == 0`` gives the constant
+  ``init_value``.
 
   Example:
     >>> import gradtx
@@ -147,9 +154,12 @@ def exponential_decay(init_value: Any, transition_steps: int,
     0.25
   """
   fn = "exponential_decay"
-  _check_int(fn, "transition_steps", transition_steps, 1)
+  _check_int(fn, "transition_steps", transition_steps, -2 ** 63)
   _check_int(fn, "transition_begin", transition_begin, 0)
   V.check_nonnegative(fn, "decay_rate", decay_rate)
+  if transition_steps <= 0 or (V.is_concrete_number(decay_rate)
+                               and float(decay_rate) == 0.0):
+    return lambda count: init_value
   clip_fn = None
   if end_value is not None:
     clip_fn = jnp.maximum if decay_rate < 1.0 else jnp.minimum
@@ -238,7 +248,12 @@ def cosine_decay_schedule(init_value: Any, decay_steps: int,
   _check_int(fn, "decay_steps", decay_steps, 1)
 
   def schedule(count):
-    count = _real(jnp.minimum(count, decay_steps))
+    if isinstance(count, int):
+      count = min(count, decay_steps)  # exact, and no int32 overflow
+    elif decay_steps < 2 ** 31:
+      count = jnp.minimum(count, decay_steps)
+    # (else an int32 count is always below decay_steps)
+    count = _real(count)
     cosine = 0.5 * (1 + jnp.cos(jnp.pi * count / float(decay_steps)))
     return init_value * ((1 - alpha) * cosine ** exponent + alpha)
 
