@@ -162,26 +162,35 @@ def test_whole_solve_runs_in_one_jitted_while_loop_traced_once():
 # --- the two-loop recursion against Nocedal & Wright, Algorithm 7.4 --------
 
 
-def lbfgs_direction_reference(params_seq, grads_seq, m, scale_init=True):
-  """Algorithm 7.4 in float64 NumPy, with the documented pair rule.
+def lbfgs_direction_reference(params_seq, grads_seq, m, scale_init=True,
+                              skip=False):
+  """Algorithm 7.4 in float64 NumPy, with the documented pair rules.
 
-  A pair (s, y) is kept only if s.y > sqrt(eps) |s| |y|; the memory keeps
-  the last m kept pairs; H0 = gamma I with gamma = s.y / y.y of the newest
-  kept pair, or min(1, 1/|g|) before the first (1 without scale_init).
+  Every pair (s, y) of the last m calls is in the memory, with rho = 1/s.y
+  (0 if s.y == 0) and gamma = s.y / y.y of the newest pair (optax's rule).
+  With ``skip``, a pair with s.y <= sqrt(eps) |s| |y| keeps its slot but
+  gets rho = 0, and gamma comes from the newest pair with rho > 0. Before
+  any such pair gamma = min(1, 1/|g|) (1 without scale_init).
   """
   pairs, gamma, prev, out = [], None, None, []
   tol = math.sqrt(np.finfo(np.float64).eps)
   for w, g in zip(params_seq, grads_seq):
     if prev is not None:
       s, y = w - prev[0], g - prev[1]
-      if s @ y > tol * np.linalg.norm(s) * np.linalg.norm(y):
-        pairs = (pairs + [(s, y)])[-m:]
+      good = s @ y > tol * np.linalg.norm(s) * np.linalg.norm(y)
+      rho = 0.0 if (s @ y == 0 or (skip and not good)) else 1 / (s @ y)
+      pairs = (pairs + [(s, y, rho)])[-m:]
+      if not skip:
+        gamma = (s @ y) / (y @ y) if y @ y > 0 else 1.0
+      elif good:
         gamma = (s @ y) / (y @ y)
+      elif not any(r > 0 for _, _, r in pairs):
+        gamma = None
     prev = (w, g)
     q = g.copy()
     alphas = []
-    for s, y in reversed(pairs):           # i = k-1, ..., k-m
-      alpha = (s @ q) / (y @ s)
+    for s, y, rho in reversed(pairs):           # i = k-1, ..., k-m
+      alpha = rho * (s @ q)
       q = q - alpha * y
       alphas.append(alpha)
     if not scale_init:
@@ -189,8 +198,8 @@ def lbfgs_direction_reference(params_seq, grads_seq, m, scale_init=True):
     else:
       h0 = gamma if gamma is not None else min(1.0, 1.0 / np.linalg.norm(g))
     r = h0 * q
-    for (s, y), alpha in zip(pairs, reversed(alphas)):   # i = k-m, ..., k-1
-      beta = (y @ r) / (y @ s)
+    for (s, y, rho), alpha in zip(pairs, reversed(alphas)):  # k-m, ..., k-1
+      beta = rho * (y @ r)
       r = r + s * (alpha - beta)
     out.append(r)
   return out
@@ -217,11 +226,13 @@ def _flat(tree):
                          np.asarray(tree["w"]).ravel()])
 
 
+@pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.parametrize("m,scale_init", [(3, True), (10, True), (2, False)])
-def test_two_loop_recursion_matches_algorithm_7_4(m, scale_init):
+def test_two_loop_recursion_matches_algorithm_7_4(m, scale_init, skip):
   ws, gs = _curvature_sequence()
-  ref = lbfgs_direction_reference(ws, gs, m, scale_init)
-  tx = gradtx.scale_by_lbfgs(memory_size=m, scale_init_precond=scale_init)
+  ref = lbfgs_direction_reference(ws, gs, m, scale_init, skip)
+  tx = gradtx.scale_by_lbfgs(memory_size=m, scale_init_precond=scale_init,
+                             skip_nonpositive_curvature=skip)
   state = tx.init(_as_tree(ws[0]))
   update = jax.jit(tx.update)
   for k, (w, g) in enumerate(zip(ws, gs)):
@@ -232,34 +243,35 @@ def test_two_loop_recursion_matches_algorithm_7_4(m, scale_init):
                                err_msg=f"step {k}")
 
 
-def test_pairs_with_nonpositive_curvature_are_skipped():
+def test_pairs_with_nonpositive_curvature_get_no_weight_when_asked():
   ws, gs = _curvature_sequence()
-  tx = gradtx.scale_by_lbfgs(memory_size=3)
-  state = tx.init(_as_tree(ws[0]))
+  tx = gradtx.scale_by_lbfgs(memory_size=3, skip_nonpositive_curvature=True)
   update = jax.jit(tx.update)
+  state = tx.init(_as_tree(ws[0]))
   for k in range(5):
     before = state
     _, state = update(_as_tree(gs[k]), state, _as_tree(ws[k]))
-  # Steps 1-3 stored three pairs (the ring wrapped to slot 0); the pair of
-  # step 4 has s.y < 0 and took no slot.
+  # Calls 1-3 stored pairs in slots 0-2; the pair of call 4 (s.y < 0) went
+  # to slot 0 with no weight. optax's rule (the default) weighs it 1/s.y < 0.
   assert int(state.count) == 5
-  assert int(state.memory_idx) == int(before.memory_idx) == 0
-  np.testing.assert_array_equal(state.weights_memory, before.weights_memory)
-  assert float(state.identity_scale) == float(before.identity_scale) > 0
-  assert bool(jnp.all(state.weights_memory > 0))
+  w = np.asarray(state.weights_memory)
+  assert w[0] == 0.0 and w[1] > 0 and w[2] > 0
+  _, default = jax.jit(gradtx.scale_by_lbfgs(memory_size=3).update)(
+      _as_tree(gs[4]), before, _as_tree(ws[4]))
+  assert float(default.weights_memory[0]) < 0
 
 
-def test_pairs_whose_curvature_underflows_are_skipped():
+def test_pairs_whose_curvature_underflows_get_no_weight_when_asked():
   # float32: s.y = 1e-20 is a normal number but y.y = 1e-40 flushes to 0, so
   # s.y / y.y would be an infinite gamma and the direction NaN.
-  tx = gradtx.scale_by_lbfgs(memory_size=3)
+  tx = gradtx.scale_by_lbfgs(memory_size=3, skip_nonpositive_curvature=True)
   w0, w1 = jnp.zeros(2, jnp.float32), jnp.array([1.0, 0.0], jnp.float32)
   g0 = jnp.array([0.0, 1e-3], jnp.float32)
   g1 = jnp.array([1e-20, 1e-3], jnp.float32)
   update = jax.jit(tx.update)
   _, state = update(g0, tx.init(w0), w0)
   d, state = update(g1, state, w1)
-  assert int(state.memory_idx) == 0 and float(state.identity_scale) == 0.0
+  np.testing.assert_array_equal(state.weights_memory, 0.0)
   np.testing.assert_array_equal(d, g1)   # gamma = min(1, 1/|g|) = 1
 
 
@@ -392,7 +404,7 @@ def test_line_searches_back_off_from_non_finite_values(linesearch):
   assert float(state[-1].info.decrease_error) == 0.0
 
 
-def test_extra_args_reach_value_fn_by_name_and_others_are_ignored():
+def test_extra_args_reach_value_fn_by_name():
   a = jnp.array([[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]])
   b = jnp.array([1.0, 0.0, 2.0])
 
@@ -406,8 +418,7 @@ def test_extra_args_reach_value_fn_by_name_and_others_are_ignored():
   def step(w, state, data, target):
     value, grad = vg(w, state=state, data=data, target=target)
     updates, state = tx.update(grad, state, w, value=value, grad=grad,
-                               value_fn=fun, data=data, target=target,
-                               unused=3)
+                               value_fn=fun, data=data, target=target)
     return gradtx.apply_updates(w, updates), state
 
   w, state = jnp.zeros(2), tx.init(jnp.zeros(2))
@@ -542,11 +553,11 @@ def test_value_and_grad_from_state_needs_a_stored_gradient():
     gradtx.value_and_grad_from_state(f)(w, state=no_grad.init(w))
   with pytest.raises(ValueError, match="exactly one 'value' and one 'grad'"):
     gradtx.value_and_grad_from_state(f)(w, state=gradtx.adam(1.0).init(w))
-
-
-def test_complex_params_are_refused():
-  with pytest.raises(TypeError, match=r"scale_by_lbfgs: the param is complex \(complex64\)"):
-    gradtx.scale_by_lbfgs().init(jnp.ones(2, jnp.complex64))
+  # Two line searches: a KeyError, as in optax.
+  two = gradtx.chain(gradtx.scale_by_backtracking_linesearch(5),
+                     gradtx.scale_by_backtracking_linesearch(5))
+  with pytest.raises(KeyError, match="found 2 and 2"):
+    gradtx.value_and_grad_from_state(f)(w, state=two.init(w))
 
 
 def test_history_is_strongly_typed_for_weakly_typed_params():
@@ -563,3 +574,80 @@ def test_state_stays_strongly_typed_after_a_step():
   _, state = tx.update(2 * x, tx.init(x), x)
   for leaf in jax.tree.leaves(state):
     assert not leaf.weak_type
+
+
+# --- optax's inputs and numbers ---------------------------------------------
+
+
+def himmelblau(w):
+  return (w[0] ** 2 + w[1] - 11) ** 2 + (w[0] + w[1] ** 2 - 7) ** 2
+
+
+@pytest.mark.parametrize("scale_init", [True, False])
+def test_fixed_steps_match_optax_step_by_step_on_himmelblau(scale_init):
+  # No line search: pairs with s.y <= 0 occur, and optax keeps them.
+  def run(lib):
+    tx = lib.lbfgs(learning_rate=1e-3, memory_size=5, linesearch=None,
+                   scale_init_precond=scale_init)
+
+    @jax.jit
+    def step(w, state):
+      updates, state = tx.update(jax.grad(himmelblau)(w), state, w)
+      return lib.apply_updates(w, updates), state
+
+    w = jnp.array([1.0, 1.0])
+    state, path = tx.init(w), []
+    for _ in range(60):
+      w, state = step(w, state)
+      path.append(w)
+    return np.stack(path), state
+
+  ours, our_state = run(gradtx)
+  theirs, their_state = run(optax)
+  np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+  # optax's state, field for field and leaf for leaf.
+  assert our_state[0]._fields == their_state[0]._fields
+  for a, b in zip(jax.tree.leaves(our_state[0]),
+                  jax.tree.leaves(their_state[0])):
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_complex_params_match_optax_step_by_step():
+  target = jnp.array([1.0 + 2.0j, -0.5 + 0.25j])
+  f = lambda w: jnp.sum(jnp.abs(w - target) ** 2 * jnp.array([1.0, 3.0]))
+
+  def run(lib):
+    tx = lib.lbfgs(learning_rate=0.1, memory_size=3, linesearch=None)
+    w = jnp.zeros(2, jnp.complex128)
+    state, path = tx.init(w), []
+    for _ in range(6):
+      # optax's convention for complex params: step along conj(grad).
+      updates, state = tx.update(jnp.conj(jax.grad(f)(w)), state, w)
+      w = lib.apply_updates(w, updates)
+      path.append(w)
+    return np.stack(path)
+
+  np.testing.assert_allclose(run(gradtx), run(optax), rtol=1e-9)
+
+
+def test_init_takes_abstract_params_like_optax():
+  sds = {"w": jax.ShapeDtypeStruct((3, 2), jnp.float32),
+         "b": jax.ShapeDtypeStruct((2,), jnp.float32)}
+  ours = gradtx.lbfgs().init(sds)
+  theirs = optax.lbfgs().init(sds)
+  assert ([x.shape for x in jax.tree.leaves(ours[0])]
+          == [x.shape for x in jax.tree.leaves(theirs[0])])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: gradtx.scale_by_backtracking_linesearch(5),
+    lambda: gradtx.scale_by_zoom_linesearch(5),
+])
+def test_line_searches_refuse_arguments_value_fn_does_not_take(make):
+  value_fn = lambda w, batch: jnp.sum(w * batch)
+  tx, w = make(), jnp.array([1.0, 2.0])
+  name = tx.update.gradtx_name
+  with pytest.raises(TypeError, match=name + r": Unexpected keyword "
+                     r"arguments passed to update: \['unused_arg'\]"):
+    tx.update(-w, tx.init(w), w, value=value_fn(w, w), grad=w,
+              value_fn=value_fn, batch=w, unused_arg=42)

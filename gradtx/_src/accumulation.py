@@ -36,7 +36,7 @@ def trace(decay: Any, nesterov: bool = False,
     nesterov: use Nesterov's look-ahead form.
     accumulator_dtype: dtype of the stored buffer (default: the params').
   """
-  V.check_decay("trace", "decay", decay)
+  V.check_momentum("trace", "decay", decay)
   accumulator_dtype = V.check_dtype("trace", "accumulator_dtype",
                                     accumulator_dtype)
 

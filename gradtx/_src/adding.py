@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
@@ -34,7 +35,10 @@ def add_decayed_weights(weight_decay: base.ScalarOrSchedule = 0.0,
     mask: a tree of bools (or a function of the params returning one):
       decay only where True, e.g. skip biases and norm scales.
   """
-  V.check_nonnegative("add_decayed_weights", "weight_decay", weight_decay)
+  # Any real rate, as in optax: a negative one (optax's fromage builds
+  # one) pushes the weights away from zero.
+  V.check_interval("add_decayed_weights", "weight_decay", weight_decay,
+                   -math.inf, math.inf, hi_closed=True)
 
   def init_fn(params):
     del params
@@ -67,8 +71,8 @@ class AddNoiseState(NamedTuple):
 def _as_key(fn: str, key: Any) -> jax.Array:
   if key is None:
     raise ValueError(
-        f"{fn}: pass an explicit PRNG key, e.g. key=jax.random.key(0) or an "
-        f"int seed; gradtx draws no hidden default seed.")
+        f"{fn}: pass an explicit PRNG key, e.g. key=jax.random.key(0), or an "
+        f"int seed (key=0 or seed=0); gradtx draws no hidden default seed.")
   dtype = getattr(key, "dtype", None)
   if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
     if key.shape != ():
@@ -87,7 +91,17 @@ def _as_key(fn: str, key: Any) -> jax.Array:
       f"wrapped with jax.random.wrap_key_data.")
 
 
-def add_noise(eta: Any, gamma: Any, key: Any = None,
+def _key_or_seed(fn: str, key: Any, seed: Any) -> jax.Array:
+  """optax's ``seed=`` spelling of the key, with no silent default seed."""
+  if seed is not None:
+    if key is not None:
+      raise ValueError(f"{fn}: got both key={key!r} and seed={seed!r}; pass "
+                       f"one of them.")
+    key = seed
+  return _as_key(fn, key)
+
+
+def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: Any = None,
               ) -> base.GradientTransformation:
   r"""Adds annealed Gaussian noise (Neelakantan et al., 2015).
 
@@ -102,12 +116,14 @@ def add_noise(eta: Any, gamma: Any, key: Any = None,
   Args:
     eta: the initial variance (a number or a schedule of the step).
     gamma: the decay exponent of the variance.
-    key: a PRNG key (``jax.random.key(seed)``) or an int seed. Required.
+    key: a PRNG key (``jax.random.key(seed)``) or an int seed. Required:
+      optax 0.2.8 falls back to seed 0 with a warning, gradtx refuses.
+    seed: optax's other spelling of an int seed; give ``key`` or ``seed``.
   """
   fn = "add_noise"
   V.check_nonnegative(fn, "eta", eta)
   V.check_nonnegative(fn, "gamma", gamma)
-  key = _as_key(fn, key)
+  key = _key_or_seed(fn, key, seed)
 
   def init_fn(params):
     del params

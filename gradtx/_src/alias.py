@@ -353,7 +353,7 @@ def nadamw(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
 
 
 def noisy_sgd(learning_rate: base.ScalarOrSchedule, eta: Any = 0.01,
-              gamma: Any = 0.55, key: Any = None,
+              gamma: Any = 0.55, key: Any = None, *, seed: Any = None,
               ) -> base.GradientTransformation:
   r"""SGD on gradients with annealed Gaussian noise (Neelakantan et al. 2015).
 
@@ -361,15 +361,16 @@ def noisy_sgd(learning_rate: base.ScalarOrSchedule, eta: Any = 0.01,
      \theta_t = \theta_{t-1} - \eta_{lr}\left(g_t + \mathcal{N}\!\left(0,
        \frac{\eta}{(1+t)^{\gamma}}\right)\right)
 
-  ``key`` is required (a ``jax.random.key`` or an int seed); optax 0.2.8
-  falls back to seed 0 with a warning. For the same key the draws equal
-  optax's.
+  ``key`` is required (a ``jax.random.key`` or an int seed; optax's
+  ``seed=`` is the other spelling of an int seed); optax 0.2.8 falls back to
+  seed 0 with a warning. For the same key the draws equal optax's.
 
   Example:
     >>> import gradtx, jax
     >>> tx = gradtx.noisy_sgd(0.01, key=jax.random.key(0))
   """
   V.check_learning_rate("noisy_sgd", learning_rate)
+  key = adding._key_or_seed("noisy_sgd", key, seed)
   return combine.chain(adding.add_noise(eta, gamma, key),
                        scaling.scale_by_learning_rate(learning_rate))
 

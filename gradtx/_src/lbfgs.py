@@ -21,11 +21,11 @@ A full deterministic solve fits in one ``jax.lax.while_loop`` under
 ``jax.jit``; see ``examples/lbfgs_fit.py`` and ``docs/lbfgs.md`` (function
 evaluations against ``scipy.optimize.minimize(method='L-BFGS-B')``).
 
-Names, arguments and defaults are optax 0.2.8's; on ordinary problems the
-iterates are optax's (``tests/test_lbfgs.py`` checks Rosenbrock step by
-step). Where gradtx differs, each docstring says so: curvature pairs that
-would break positive definiteness are skipped instead of stored, and scalars
-(dot products, step sizes) are accumulated in at least float32.
+Names, arguments, defaults and states are optax 0.2.8's, and so are the
+iterates (``tests/test_lbfgs.py`` checks them step by step). Where gradtx
+differs, each docstring says so: scalars (dot products, step sizes) are
+accumulated in at least float32, and ``scale_by_lbfgs`` can optionally give
+no weight to curvature pairs that would break positive definiteness.
 """
 
 from __future__ import annotations
@@ -61,41 +61,51 @@ __all__ = [
 # Helpers on trees of real arrays
 
 
-def _real_leaves(fn: str, tree: Any, what: str = "param") -> list:
+def _dtype(x: Any) -> Any:
+  """A leaf's dtype; also for an abstract ``jax.ShapeDtypeStruct``."""
+  dtype = getattr(x, "dtype", None)
+  return jnp.asarray(x).dtype if dtype is None else jnp.dtype(dtype)
+
+
+def _inexact_leaves(fn: str, tree: Any) -> list:
   leaves = jax.tree.leaves(tree)
-  T.reject_complex(
-      fn, tree, "its curvature pairs and line search use real inner "
-      "products. For complex parameters use their real and imaginary parts "
-      "as two real leaves.", what=what)
   for x in leaves:
-    dtype = jnp.asarray(x).dtype
-    if not jnp.issubdtype(dtype, jnp.floating):
+    dtype = _dtype(x)
+    if not jnp.issubdtype(dtype, jnp.inexact):
       raise TypeError(
-          f"{fn}: params must be floating point, a leaf has dtype {dtype}. "
-          f"Keep integer and boolean leaves out of the params you optimise.")
+          f"{fn}: params must be floating point or complex, a leaf has dtype "
+          f"{dtype}. Keep integer and boolean leaves out of the params you "
+          f"optimise.")
   return leaves
 
 
 def _scalar_dtype(fn: str, tree: Any) -> Any:
-  """The dtype of dot products and step sizes: at least float32.
+  """The dtype of dot products and step sizes: real, at least float32.
 
   bfloat16 and float16 params get float32 scalars; float64 params (with x64
-  on) get float64.
+  on) get float64; complex params the dtype of their real part.
   """
-  dtypes = [jnp.asarray(x).dtype for x in _real_leaves(fn, tree)]
+  dtypes = [jnp.finfo(_dtype(x)).dtype for x in _inexact_leaves(fn, tree)]
   return jnp.result_type(jnp.float32, *dtypes)
 
 
 def _dot(a: Any, b: Any, dtype: Any) -> jax.Array:
-  """``sum_i <a_i, b_i>`` over the leaves, accumulated in ``dtype``.
+  r"""``Re sum_i <a_i, b_i>`` over the leaves, accumulated in ``dtype``.
 
-  An elementwise product and a sum rather than ``jnp.vdot``: on GPUs a
-  float32 dot may run in TF32, whose 10-bit mantissa would ruin slopes and
-  curvature pairs.
+  The real inner product :math:`\mathrm{Re}(a^H b)` (optax's
+  ``real(vdot(a, b))``): for complex params it is the inner product of
+  their real and imaginary parts as two real leaves. An elementwise product
+  and a sum rather than ``jnp.vdot``: on GPUs a float32 dot may run in
+  TF32, whose 10-bit mantissa would ruin slopes and curvature pairs.
   """
   total = jnp.zeros([], dtype)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    total = total + jnp.sum(x.astype(dtype) * y.astype(dtype))
+    if jnp.iscomplexobj(x) or jnp.iscomplexobj(y):
+      x, y = jnp.asarray(x), jnp.asarray(y)
+      total = total + jnp.sum(x.real.astype(dtype) * y.real.astype(dtype)
+                              + x.imag.astype(dtype) * y.imag.astype(dtype))
+    else:
+      total = total + jnp.sum(x.astype(dtype) * y.astype(dtype))
   return total
 
 
@@ -118,12 +128,13 @@ def _like_params(tree: Any, params: Any) -> Any:
                       params)
 
 
-def _objective_kwargs(value_fn: Callable[..., Any], extra_args: dict) -> dict:
-  """The extra keyword arguments that ``value_fn`` accepts.
+def _objective_kwargs(fn: str, value_fn: Callable[..., Any],
+                      extra_args: dict) -> dict:
+  """The extra keyword arguments of ``update``, all meant for ``value_fn``.
 
-  Those it does not name are left out (gradtx's convention: every member of
-  a chain ignores the extra arguments it does not use); a ``value_fn`` with
-  ``**kwargs`` gets them all.
+  As in optax, an argument that ``value_fn`` does not take is an error (it
+  is almost always a typo, and the line search would silently search a
+  different objective); a ``value_fn`` with ``**kwargs`` takes them all.
   """
   try:
     params = inspect.signature(value_fn).parameters
@@ -131,7 +142,14 @@ def _objective_kwargs(value_fn: Callable[..., Any], extra_args: dict) -> dict:
     return dict(extra_args)
   if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
     return dict(extra_args)
-  return {k: v for k, v in extra_args.items() if k in params}
+  unused = sorted(k for k in extra_args if k not in params)
+  if unused:
+    raise TypeError(
+        f"{fn}: Unexpected keyword arguments passed to update: {unused} are "
+        f"not arguments of value_fn. Pass only value, grad, value_fn and the "
+        f"data value_fn takes by keyword (value_fn accepts "
+        f"{[k for k in params][1:]}).")
+  return dict(extra_args)
 
 
 _NEEDS_OBJECTIVE = (
@@ -160,10 +178,11 @@ def _check_objective(name, params, value, grad, value_fn):
 
 
 class ScaleByLBFGSState(NamedTuple):
-  r"""The state of :func:`scale_by_lbfgs`.
+  r"""The state of :func:`scale_by_lbfgs` (optax's, field for field).
 
   Attributes:
-    count: ``update`` calls so far (int32, saturating).
+    count: ``update`` calls so far (int32, saturating). The pair of call
+      ``k`` is written to slot ``(k - 1) % memory_size``.
     params: the params at the previous call (zeros before the first).
     updates: the updates (gradients) received at the previous call.
     diff_params_memory: the stored :math:`s_i = w_{i+1} - w_i`, each leaf
@@ -171,11 +190,7 @@ class ScaleByLBFGSState(NamedTuple):
     diff_updates_memory: the stored :math:`y_i = g_{i+1} - g_i`, stacked
       the same way.
     weights_memory: :math:`\rho_i = 1 / s_i^\top y_i` per slot, 0 for an
-      empty slot (an empty slot then has no effect on the recursion).
-    memory_idx: the slot the next accepted pair is written to; slots are
-      used in a ring, so the newest pair is at ``memory_idx - 1``.
-    identity_scale: :math:`\gamma = s^\top y / y^\top y` of the newest
-      stored pair, 0 while no pair has been stored.
+      empty (or skipped) slot, which then has no effect on the recursion.
   """
   count: jax.Array
   params: Any
@@ -183,8 +198,6 @@ class ScaleByLBFGSState(NamedTuple):
   diff_params_memory: Any
   diff_updates_memory: Any
   weights_memory: jax.Array
-  memory_idx: jax.Array
-  identity_scale: jax.Array
 
 
 def _two_loop(g, s_mem, y_mem, rho, gamma, order, dtype):
@@ -215,12 +228,13 @@ def _two_loop(g, s_mem, y_mem, rho, gamma, order, dtype):
 
 
 def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
+                   *, skip_nonpositive_curvature: bool = False,
                    ) -> base.GradientTransformation:
   r"""Scales the updates by the L-BFGS approximation of the inverse Hessian.
 
   With :math:`s_i = w_{i+1} - w_i`, :math:`y_i = g_{i+1} - g_i` and
   :math:`\rho_i = 1/s_i^\top y_i` for the last :math:`m` (``memory_size``)
-  stored pairs, the output is :math:`H_k g_k` where
+  pairs, the output is :math:`H_k g_k` where
 
   .. math::
      H_k = V_{k-1}^\top H_{k-1} V_{k-1} + \rho_{k-1} s_{k-1} s_{k-1}^\top,
@@ -236,37 +250,39 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
   params and updates given now and those given at the previous call, so
   ``update`` needs ``params``.
 
-  **Which pairs are stored.** :math:`H_k` stays positive definite as long as
-  every stored pair has :math:`s_i^\top y_i > 0`. A pair is stored only if
+  **Which pairs are stored.** As in optax, every pair is stored, with
+  :math:`\rho = 0` when :math:`s^\top y = 0` exactly (and :math:`\gamma =
+  1` when :math:`y = 0`), so the iterates are optax's. :math:`H_k` is only
+  positive definite while every stored pair has :math:`s_i^\top y_i > 0`,
+  which the strong Wolfe line search of :func:`lbfgs` guarantees; with fixed
+  steps (``linesearch=None``) or Armijo backtracking on a nonconvex problem
+  a pair with :math:`s^\top y \le 0` can make the direction an ascent
+  direction. ``skip_nonpositive_curvature=True`` (gradtx only) stores such
+  a pair with :math:`\rho = 0`, so it has no effect, whenever
 
   .. math::
-     s^\top y > \sqrt{\varepsilon}\, \|s\|\, \|y\|,
+     s^\top y \le \sqrt{\varepsilon}\, \|s\|\, \|y\|
 
-  that is, if the cosine of the angle between :math:`s` and :math:`y` is
-  above :math:`\sqrt{\varepsilon}` (:math:`\varepsilon` the machine epsilon
-  of the scalar dtype: 1.5e-8 in float64, 3.5e-4 in float32), and both
-  :math:`\rho = 1/s^\top y` and :math:`s^\top y / y^\top y` are finite
-  (in float32 :math:`y^\top y` underflows to 0 for :math:`\|y\|` below
-  about 1e-19). Otherwise the pair is skipped: it takes no slot, the
-  buffers and :math:`\gamma` stay as they were. A pair of a step that
-  satisfied the Wolfe curvature condition (the zoom line search) always
-  passes on a problem conditioned well enough for the dtype. optax 0.2.8 instead stores
-  every pair, with a weight of 0 only when :math:`s^\top y = 0` exactly, so
-  a negative :math:`s^\top y` (a line search without the curvature condition
-  on a nonconvex problem) can make its direction an ascent direction.
+  (:math:`\varepsilon` the machine epsilon of the scalar dtype) or
+  :math:`\rho` or :math:`\gamma` would not be finite, and takes
+  :math:`\gamma` from the newest pair kept. It keeps :math:`H_k` positive
+  definite whatever the line search.
 
-  Before the first pair, :math:`\gamma = \min(1, 1/\|g\|)` (optax's choice:
-  the first step has length at most 1). ``scale_init_precond=False`` uses
-  :math:`\gamma = 1` throughout.
+  Before the first pair, :math:`\gamma = \min(1, 1/\|g\|)` (optax's
+  choice: the first step has length at most 1). ``scale_init_precond=False``
+  uses :math:`\gamma = 1` throughout.
 
-  Memory: ``2 * memory_size + 2`` copies of the params. Dot products are
-  accumulated in float32 for low-precision params, the params' dtype
-  otherwise; the updates keep each leaf's dtype.
+  Complex params are handled as optax does, through the real inner product
+  :math:`\mathrm{Re}(a^H b)`. Memory: ``2 * memory_size + 2`` copies of the
+  params. Dot products are accumulated in float32 for low-precision params,
+  the params' (real) dtype otherwise; the updates keep each leaf's dtype.
 
   Args:
     memory_size: :math:`m`, the number of curvature pairs kept.
     scale_init_precond: scale the initial inverse Hessian by
       :math:`\gamma_k` as above; otherwise use the identity.
+    skip_nonpositive_curvature: give pairs that would break positive
+      definiteness no weight (see above). Off by default, as in optax.
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -297,56 +313,63 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
         updates=T.tree_zeros_like(params),
         diff_params_memory=jax.tree.map(history, T.tree_zeros_like(params)),
         diff_updates_memory=jax.tree.map(history, T.tree_zeros_like(params)),
-        weights_memory=jnp.zeros([m], dtype),
-        memory_idx=base.zero_count(),
-        identity_scale=jnp.zeros([], dtype))
+        weights_memory=jnp.zeros([m], dtype))
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG.format(name=fn))
     dtype = state.weights_memory.dtype
-    _real_leaves(fn, updates, "update")
-    s, y = T.leafwise(lambda g, p, p0, g0: (p - p0, g - g0), 2, updates,
-                      params, state.params, state.updates, name=fn)
+    _inexact_leaves(fn, updates)
+    first = state.count == 0
+    s, y = T.leafwise(
+        lambda g, p, p0, g0: (jnp.where(first, 0, p - p0),
+                              jnp.where(first, 0, g - g0)), 2, updates,
+        params, state.params, state.updates, name=fn)
     sy = _dot(s, y, dtype)
     yy = _dot(y, y, dtype)
-    ss = _dot(s, s, dtype)
-    tol = math.sqrt(float(jnp.finfo(dtype).eps))
-    new_rho, new_gamma = 1 / sy, sy / yy
-    # A NaN anywhere fails the comparison. The finiteness checks catch
-    # underflow: y.y (or s.y) flushed to 0 while s.y is not would give an
-    # infinite gamma (or rho) and a NaN direction.
-    accept = ((state.count > 0) & (sy > tol * jnp.sqrt(ss) * jnp.sqrt(yy))
-              & jnp.isfinite(new_rho) & jnp.isfinite(new_gamma))
+    safe_sy = jnp.where(sy == 0, 1, sy)
+    new_rho = jnp.where(sy == 0, 0, 1 / safe_sy)
+    new_gamma = jnp.where(yy > 0, sy / jnp.where(yy > 0, yy, 1), 1)
+    if skip_nonpositive_curvature:
+      ss = _dot(s, s, dtype)
+      tol = math.sqrt(float(jnp.finfo(dtype).eps))
+      # A NaN anywhere fails the comparison. The finiteness checks catch
+      # underflow: y.y (or s.y) flushed to 0 while s.y is not would give an
+      # infinite gamma (or rho) and a NaN direction.
+      keep = ((sy > tol * jnp.sqrt(ss) * jnp.sqrt(yy)) & (yy > 0)
+              & jnp.isfinite(1 / safe_sy) & jnp.isfinite(new_gamma))
+      new_rho = jnp.where(keep, new_rho, 0)
 
-    idx = state.memory_idx
+    # The pair of this call goes to slot (count - 1) % m, as in optax.
+    idx = (state.count + m - 1) % m
+    s_mem = jax.tree.map(lambda b, v: b.at[idx].set(v),
+                         state.diff_params_memory, s)
+    y_mem = jax.tree.map(lambda b, v: b.at[idx].set(v),
+                         state.diff_updates_memory, y)
+    rho = state.weights_memory.at[idx].set(new_rho.astype(dtype))
+    order = (state.count + jnp.arange(m, dtype=state.count.dtype)) % m
 
-    def write(buf, v):
-      return buf.at[idx].set(jnp.where(accept, v, buf[idx]))
-
-    s_mem = jax.tree.map(write, state.diff_params_memory, s)
-    y_mem = jax.tree.map(write, state.diff_updates_memory, y)
-    rho = state.weights_memory.at[idx].set(
-        jnp.where(accept, new_rho, state.weights_memory[idx]))
-    new_idx = jnp.where(accept, (idx + 1) % m, idx).astype(idx.dtype)
-    gamma_pair = jnp.where(accept, new_gamma, state.identity_scale)
-
-    if scale_init_precond:
-      gnorm = jnp.sqrt(_dot(updates, updates, dtype))
-      gamma = jnp.where(gamma_pair > 0, gamma_pair,
-                        jnp.minimum(1, 1 / gnorm)).astype(dtype)
-    else:
+    if not scale_init_precond:
       gamma = jnp.ones([], dtype)
+    else:
+      if skip_nonpositive_curvature:
+        # gamma = s.y / y.y = 1 / (rho y.y) of the newest pair with rho > 0.
+        newest = order[::-1][jnp.argmax(rho[order[::-1]] > 0)]
+        y_new = jax.tree.map(lambda b: b[newest], y_mem)
+        gamma_pair = 1 / (rho[newest] * _dot(y_new, y_new, dtype))
+        have_pair = rho[newest] > 0
+      else:
+        gamma_pair, have_pair = new_gamma, ~first
+      gnorm = jnp.sqrt(_dot(updates, updates, dtype))
+      gamma = jnp.where(have_pair, gamma_pair,
+                        jnp.minimum(1, 1 / gnorm)).astype(dtype)
 
-    order = (new_idx + jnp.arange(m, dtype=new_idx.dtype)) % m
     direction = _two_loop(updates, s_mem, y_mem, rho, gamma, order, dtype)
     return direction, ScaleByLBFGSState(
         count=base.safe_increment(state.count), params=T.tree_strong(params),
         updates=T.tree_strong(updates), diff_params_memory=s_mem,
-        diff_updates_memory=y_mem,
-        weights_memory=rho, memory_idx=new_idx,
-        identity_scale=gamma_pair.astype(dtype))
+        diff_updates_memory=y_mem, weights_memory=rho)
 
   update_fn.gradtx_name = fn
   return base.GradientTransformation(init_fn, update_fn)
@@ -486,7 +509,7 @@ def scale_by_backtracking_linesearch(
                 value_fn=None, **extra_args):
     _check_objective(fn, params, value, grad, value_fn)
     dtype = state.value.dtype
-    kw = _objective_kwargs(value_fn, extra_args)
+    kw = _objective_kwargs(fn, value_fn, extra_args)
     f = lambda p: jnp.asarray(value_fn(p, **kw)).astype(dtype)
     c = lambda h: jnp.asarray(h).astype(dtype)
     value = c(value)
@@ -770,7 +793,7 @@ def scale_by_zoom_linesearch(
                 value_fn=None, **extra_args):
     _check_objective(fn, params, value, grad, value_fn)
     dtype = state.value.dtype
-    kw = _objective_kwargs(value_fn, extra_args)
+    kw = _objective_kwargs(fn, value_fn, extra_args)
     c = lambda h: jnp.asarray(h).astype(dtype)
     zero, inf = jnp.zeros([], dtype), jnp.full([], jnp.inf, dtype)
     value_and_grad = jax.value_and_grad(lambda p: value_fn(p, **kw))
@@ -1006,6 +1029,13 @@ def _find_field(state: Any, name: str) -> list:
   return found
 
 
+class _AmbiguousStateField(KeyError, ValueError):
+  """Several ``value`` or ``grad`` fields: optax raises ``KeyError``."""
+
+  def __str__(self):
+    return str(self.args[0])
+
+
 def value_and_grad_from_state(value_fn: Callable[..., Any],
                               ) -> Callable[..., tuple]:
   r"""Like ``jax.value_and_grad(value_fn)``, but reuses what a line search
@@ -1050,7 +1080,10 @@ def value_and_grad_from_state(value_fn: Callable[..., Any],
   def value_and_grad(params, *args, state, **kwargs):
     values, grads = _find_field(state, "value"), _find_field(state, "grad")
     if len(values) != 1 or len(grads) != 1:
-      raise ValueError(
+      # Several candidates is a KeyError, as in optax; none a ValueError.
+      error = _AmbiguousStateField if len(values) > 1 or len(grads) > 1 \
+          else ValueError
+      raise error(
           f"{name}: the state must hold exactly one 'value' and one 'grad' "
           f"field (a line search's state), found {len(values)} and "
           f"{len(grads)}. Use gradtx.scale_by_zoom_linesearch or "

@@ -57,13 +57,14 @@ def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any],
   return base.GradientTransformation(init_fn, update_fn)
 
 
-def scale_by_learning_rate(learning_rate: Optional[base.ScalarOrSchedule],
-                           *, flip_sign: bool = True,
-                           ) -> base.GradientTransformation:
+def scale_by_learning_rate(
+    learning_rate: Optional[base.ScalarOrSchedule] = None, *,
+    flip_sign: bool = True) -> base.GradientTransformation:
   """Multiplies the updates by ``-learning_rate`` (or ``+`` if not flipped).
 
   ``learning_rate`` is a number or a schedule ``count -> value``; ``None``
-  gives the identity (the step size is already in the updates).
+  (the default, as in optax) gives the identity: the step size is already in
+  the updates.
   """
   if learning_rate is None:
     return base.identity()

@@ -42,11 +42,23 @@ def tree_zeros_like(tree: Any, dtype: Optional[Any] = None) -> Any:
       x, dtype=dtype or jnp.result_type(x)), x), check_params(tree))
 
 
-def tree_full_like(tree: Any, value: Any, dtype: Optional[Any] = None) -> Any:
-  """``value`` broadcast to each leaf's shape, in ``dtype`` or the leaf's,
-  with the leaf's sharding (see :func:`tree_zeros_like`)."""
+_MISSING = object()
+
+
+def tree_full_like(tree: Any, fill_value: Any = _MISSING,
+                   dtype: Optional[Any] = None, *, value: Any = _MISSING,
+                   ) -> Any:
+  """``fill_value`` broadcast to each leaf's shape, in ``dtype`` or the
+  leaf's, with the leaf's sharding (see :func:`tree_zeros_like`).
+
+  ``fill_value`` is optax's name; ``value=`` is accepted too.
+  """
+  if (fill_value is _MISSING) == (value is _MISSING):
+    raise TypeError("tree_full_like: give the fill value once, as "
+                    "fill_value (optax's name) or value.")
+  fill = value if fill_value is _MISSING else fill_value
   return jax.tree.map(lambda x: follow_sharding(jnp.full_like(
-      x, value, dtype=dtype or jnp.result_type(x)), x), check_params(tree))
+      x, fill, dtype=dtype or jnp.result_type(x)), x), check_params(tree))
 
 
 def follow_sharding(new: jax.Array, leaf: Any) -> jax.Array:

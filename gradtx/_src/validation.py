@@ -66,6 +66,14 @@ def check_decay(fn: str, arg: str, value: Any) -> None:
            f"like 0.9 or 0.999 are usual.")
 
 
+def check_momentum(fn: str, arg: str, value: Any) -> None:
+  """A heavy-ball momentum: any number >= 0 (1 sums the gradients), as in
+  optax's ``trace`` and ``torch.optim.SGD``."""
+  check_nonnegative(
+      fn, arg, value,
+      hint=f"{arg} is the weight of the previous velocity; 0.9 is usual.")
+
+
 def check_learning_rate(fn: str, value: Any, arg: str = "learning_rate",
                         ) -> None:
   if value is None:
