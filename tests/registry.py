@@ -141,8 +141,11 @@ def objective_kwargs(spec: Spec, params: Any, grads: Any) -> dict:
 
   def value_fn(x):
     d = jax.tree.map(lambda a, b: a - b, x, params)
-    terms = jax.tree.map(lambda gi, di: jax.numpy.sum(gi * di + di * di / 2),
-                         grads, d)
+    # Real-valued for complex params too: Re<g, d> + |d|^2 / 2.
+    terms = jax.tree.map(
+        lambda gi, di: jax.numpy.sum(jax.numpy.real(jax.numpy.conj(gi) * di)
+                                     + jax.numpy.abs(di) ** 2 / 2),
+        grads, d)
     return sum(jax.tree.leaves(terms))
 
   return dict(value=value_fn(params), grad=grads, value_fn=value_fn)

@@ -14,6 +14,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import gradtx
@@ -326,14 +327,32 @@ def test_decay_out_of_range(build, arg, value):
 @pytest.mark.parametrize("build,match", [
     (lambda: gradtx.adam(1e-3, eps=-1e-8), r"scale_by_adam: eps must be in "
      r"\[0, inf\], got eps=-1e-08"),
-    (lambda: gradtx.adamw(1e-3, weight_decay=-0.1), r"add_decayed_weights: "
-     r"weight_decay must be in \[0, inf\], got weight_decay=-0.1"),
     (lambda: gradtx.adamw(1e-3, weight_decay=jnp.ones(3)),
      r"weight_decay must be a real number .*an array of shape \(3,\)"),
     (lambda: gradtx.clip(-1.0), r"clip: max_delta must be in \[0, inf\]")])
 def test_negative_eps_and_weight_decay(build, match):
   with pytest.raises(ValueError, match=match):
     build()
+
+
+def test_inputs_optax_accepts_are_accepted():
+  # optax takes these (its fromage builds a negative decay), so a drop-in
+  # must too; each gives optax's update.
+  p, g = jnp.array([1.0, -2.0]), jnp.array([0.5, 0.25])
+  for make in [lambda lib: lib.add_decayed_weights(-0.1),
+               lambda lib: lib.trace(decay=1.0)]:
+    ours, theirs = make(gradtx), make(optax)
+    u1, s1 = ours.update(g, ours.init(p), p)
+    u2, s2 = theirs.update(g, theirs.init(p), p)
+    u1, _ = ours.update(g, s1, p)
+    u2, _ = theirs.update(g, s2, p)
+    np.testing.assert_allclose(u1, u2, rtol=1e-12)
+
+
+def test_trace_decay_must_still_be_nonnegative():
+  with pytest.raises(ValueError, match=r"trace: decay must be in \[0, inf\], "
+                     r"got decay=-0.5. decay is the weight of the previous"):
+    gradtx.trace(decay=-0.5)
 
 
 def test_rectify_threshold_below_four():

@@ -30,7 +30,6 @@ REJECTED = {
     "adam_amsgrad_rectify_bound": "bound_lr",
     "swats": "swats",
     "swats_per_leaf": "swats",
-    "lbfgs": "scale_by_lbfgs",
 }
 SUPPORTED = [s for s in SPECS if s.name not in REJECTED]
 

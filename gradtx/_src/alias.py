@@ -370,8 +370,7 @@ def noisy_sgd(learning_rate: base.ScalarOrSchedule, eta: Any = 0.01,
     >>> tx = gradtx.noisy_sgd(0.01, key=jax.random.key(0))
   """
   V.check_learning_rate("noisy_sgd", learning_rate)
-  key = adding._key_or_seed("noisy_sgd", key, seed)
-  return combine.chain(adding.add_noise(eta, gamma, key),
+  return combine.chain(adding.add_noise(eta, gamma, key, seed=seed),
                        scaling.scale_by_learning_rate(learning_rate))
 
 
