@@ -47,11 +47,15 @@ class LeastSquaresInfo(NamedTuple):
     num_fun_evals: evaluations of the residual function (trials).
     num_jac_evals: evaluations of its Jacobian (each also gives the
       residuals at the same point).
+    converged: the transform's own convergence tests passed (for
+      :func:`levenberg_marquardt`, MINPACK's ``ftol``, ``xtol`` and
+      ``gtol`` tests): a driver should stop.
     stalled: no trial decreased the objective (the step is 0): the solve
       has converged as far as the arithmetic allows, or cannot go on.
   """
   num_fun_evals: jax.Array
   num_jac_evals: jax.Array
+  converged: jax.Array
   stalled: jax.Array
 
 
@@ -88,75 +92,132 @@ class ScaleByLevenbergMarquardtState(NamedTuple):
     cost: :math:`F(w) = \frac12\|r(w)\|^2` at the params given to the last
       ``update`` (``inf`` before the first).
     gradient: :math:`\nabla F(w) = J^\top r` there, a tree like the params.
-    damping: :math:`\mu`, the damping the next ``update`` starts from.
-    damping_factor: :math:`\nu`, how much :math:`\mu` grows at the next
-      rejected trial.
-    scale: the diagonal :math:`D` of the damping (ones, or the largest
-      squared column norms of :math:`J` seen, with ``scaled=True``).
+    step_cost: :math:`F(w + h)` for the step :math:`h` returned (``cost``
+      when the step is 0).
+    radius: :math:`\Delta`, the trust-region radius the next ``update``
+      starts from (0 before the first).
+    scale: the diagonal :math:`D` (the largest column norms of :math:`J`
+      seen, with ``scaled=True``; ones otherwise).
     info: a :class:`LeastSquaresInfo`.
   """
   count: jax.Array
   cost: jax.Array
   gradient: Any
-  damping: jax.Array
-  damping_factor: jax.Array
+  step_cost: jax.Array
+  radius: jax.Array
   scale: jax.Array
   info: LeastSquaresInfo
 
 
-def _solve_damped(jac, residuals, damping_diag):
-  """``argmin_h |J h + r|^2 + h^T diag(damping_diag) h`` by QR of the
-  stacked system ``[J; sqrt(diag)] h = [-r; 0]`` (no normal equations, so
-  the conditioning is that of J, not of J^T J)."""
-  n = jac.shape[1]
-  a = jnp.concatenate([jac, jnp.diag(jnp.sqrt(damping_diag))], axis=0)
-  b = jnp.concatenate([-residuals, jnp.zeros([n], residuals.dtype)])
-  q, rr = jnp.linalg.qr(a)
-  return jax.scipy.linalg.solve_triangular(rr, C.matvec(q.T, b))
+def _trust_region_step(u, s, vt, ur, radius, dtype):
+  r"""The Levenberg-Marquardt step of a trust region, from an SVD.
+
+  With :math:`\tilde J = U S V^\top` (the Jacobian in scaled variables) and
+  :math:`b = U^\top r`, the damped step is :math:`\tilde h(\mu) =
+  -V \mathrm{diag}(s_i / (s_i^2 + \mu)) b`, whose norm falls as
+  :math:`\mu` grows. Returns :math:`(\tilde h, \mu)`: the Gauss-Newton step
+  (:math:`\mu = 0`, singular values below :math:`\varepsilon s_{max}`
+  dropped) if it lies inside :math:`\|\tilde h\| \le \Delta`, else the
+  :math:`\mu > 0` with :math:`\|\tilde h(\mu)\| = \Delta` to 1e-3, found by
+  the safeguarded Newton iteration on :math:`1/\|\tilde h(\mu)\|` of Hebden
+  (1973) and Moré (1978), which costs no evaluation.
+  """
+  del u
+  eps = jnp.finfo(dtype).eps
+  keep = s > eps * jnp.max(s) * max(vt.shape)
+  s_safe = jnp.where(keep, s, 1)
+
+  def coeffs(mu):
+    return jnp.where(keep, s * ur / (s * s + mu), 0)
+
+  c0 = jnp.where(keep, ur / s_safe, 0)
+  q0 = jnp.sqrt(jnp.sum(c0 * c0))
+  inside = q0 <= radius
+  # sqrt(sum (s b)^2) / mu bounds |h(mu)|: mu = |S b| / radius is too big.
+  hi0 = jnp.sqrt(jnp.sum((s * ur) ** 2)) / radius
+
+  def body(_, z):
+    mu, lo, hi = z
+    c = coeffs(mu)
+    q = jnp.sqrt(jnp.sum(c * c))
+    dq = -jnp.sum(c * c / (s * s + mu)) / jnp.where(q > 0, q, 1)
+    lo = jnp.where(q > radius, mu, lo)
+    hi = jnp.where(q < radius, mu, hi)
+    newton = mu - (q - radius) / radius * q / jnp.where(dq < 0, dq, -1)
+    bad = ~((newton > lo) & (newton < hi)) | ~jnp.isfinite(newton)
+    mid = jnp.where(lo > 0, jnp.sqrt(lo * hi), hi * 1e-3)
+    mu = jnp.where(jnp.abs(q - radius) <= 1e-3 * radius, mu,
+                   jnp.where(bad, mid, newton))
+    return mu, lo, hi
+
+  zero = jnp.zeros([], dtype)
+  mu, _, _ = jax.lax.fori_loop(0, 30, body, (zero, zero, hi0))
+  mu = jnp.where(inside, 0, mu)
+  c = jnp.where(inside, c0, coeffs(mu))
+  return -C.matvec(vt.T, c), mu
 
 
-def levenberg_marquardt(damping_init: Any = 1e-3, scaled: bool = True,
-                        max_trials: int = 30) -> base.GradientTransformation:
-  r"""Levenberg-Marquardt for nonlinear least squares.
+def levenberg_marquardt(radius_factor: Any = 100.0, scaled: bool = True,
+                        max_trials: int = 30, ftol: Any = 1e-8,
+                        xtol: Any = 1e-8, gtol: Any = 1e-8,
+                        ) -> base.GradientTransformation:
+  r"""Levenberg-Marquardt for nonlinear least squares (trust region).
 
   Minimises :math:`F(w) = \tfrac12\|r(w)\|^2`: with :math:`J` the Jacobian
-  of :math:`r` at :math:`w`, each trial step solves
+  of :math:`r` at :math:`w` and :math:`D` a diagonal scaling, each trial
+  step is
 
   .. math::
-     (J^\top J + \mu D)\, h = -J^\top r
+     h = -(J^\top J + \mu D^2)^{-1} J^\top r,
+     \qquad \mu \ge 0 \text{ the smallest with } \|D h\| \le \Delta,
 
-  and is accepted if the gain ratio
-  :math:`\rho = \big(F(w) - F(w+h)\big) / \big(L(0) - L(h)\big)`, actual
-  over predicted decrease (:math:`L` the linear model), is positive. The
-  damping then follows Nielsen's rule (Nielsen, 1999; Madsen, Nielsen &
-  Tingleff, *Methods for non-linear least squares problems*, 2004,
-  Algorithm 3.16): :math:`\mu \leftarrow \mu \max(\frac13, 1 - (2\rho -
-  1)^3)`, :math:`\nu = 2` on acceptance; :math:`\mu \leftarrow \mu\nu`,
-  :math:`\nu \leftarrow 2\nu` on rejection, and the next trial is made.
-  Small :math:`\mu` gives the Gauss-Newton step, large :math:`\mu` a short
-  gradient step: the method "switches between Newton's and gradient
-  descent" (Levenberg, 1944; Marquardt, 1963). The first :math:`\mu` is
-  ``damping_init`` times the largest diagonal entry of
-  :math:`J^\top J D^{-1}`. With ``scaled=True`` :math:`D` is Marquardt's
-  diagonal, the largest squared column norms of :math:`J` seen so far (as
-  MINPACK's ``lmder``, Moré 1978), which makes the method invariant to the
-  scale of each parameter; otherwise :math:`D = I`. Each trial is solved by
-  a QR factorisation of :math:`[J; \sqrt{\mu D}]` (no normal equations).
+  the minimiser of the linear model :math:`\tfrac12\|r + J h\|^2` in the
+  trust region :math:`\|D h\| \le \Delta`: the Gauss-Newton step
+  (:math:`\mu = 0`) when it fits, a damped step that tends to gradient
+  descent as :math:`\Delta` shrinks otherwise (Levenberg, 1944;
+  Marquardt, 1963: the method "switches between Newton's and gradient
+  descent"). The trial is accepted if the gain ratio
+  :math:`\rho = \big(F(w) - F(w+h)\big) / \big(L(0) - L(h)\big)` (actual
+  over predicted decrease) is at least 1e-4, and :math:`\Delta` follows
+  Moré's rules (*The Levenberg-Marquardt algorithm: implementation and
+  theory*, 1978, as MINPACK's ``lmder``): doubled to :math:`2\|Dh\|` when
+  :math:`\rho \ge 3/4` or the step is Gauss-Newton's, shrunk by a factor
+  in :math:`[0.1, 0.5]` (from a quadratic fit along the step) when
+  :math:`\rho \le 1/4`. The first :math:`\Delta` is ``radius_factor``
+  times :math:`\|D w_0\|` (or ``radius_factor`` if that is 0). With
+  ``scaled=True`` :math:`D` holds the largest column norms of :math:`J`
+  seen so far, which makes the iterates invariant to the scale of each
+  parameter; otherwise :math:`D = I`. :math:`\mu` comes from an SVD of
+  :math:`J D^{-1}` (dense: for up to a few thousand params), with no
+  evaluation.
 
   ``update(updates, state, params, residual_fn=r, **data_for_r)`` returns
   the step :math:`h` itself (add it with :func:`apply_updates`; the
   incoming updates are ignored). Each call evaluates the Jacobian at
   ``params`` once (forward mode, which gives the residuals too), then makes
-  trials until one is accepted (at most ``max_trials``; if none is, the
-  step is 0 and ``state.info.stalled`` says so): one residual evaluation
-  per trial. :func:`gradtx.least_squares` runs a whole solve in one
+  trials until one is accepted (at most ``max_trials``; if none is, or the
+  radius falls below :math:`\varepsilon \|D w\|`, the step is 0 and
+  ``state.info.stalled`` says so): one residual evaluation per trial.
+  :func:`gradtx.least_squares` runs a whole solve in one
   ``jax.lax.while_loop``.
 
+  It also runs MINPACK's convergence tests, with scipy's names and
+  defaults, and reports them in ``state.info.converged``: ``gtol``, before
+  any trial, when the cosine of the angle between :math:`r` and every
+  column of :math:`J` is at most ``gtol`` (then no trial is made); after a
+  trial, ``ftol`` when the actual and predicted relative reductions of
+  :math:`\|r\|^2` are at most ``ftol``, and ``xtol`` when :math:`\Delta
+  \le` ``xtol`` :math:`\|D w\|`.
+
   Args:
-    damping_init: :math:`\tau > 0`, the first damping relative to the
-      largest curvature.
-    scaled: use Marquardt's diagonal :math:`D` (else :math:`D = I`).
+    radius_factor: the first trust-region radius relative to
+      :math:`\|D w_0\|`.
+    scaled: use the scaling :math:`D` above (else :math:`D = I`).
     max_trials: the most trials per call.
+    ftol: relative reduction of the cost that counts as converged.
+    xtol: relative radius that counts as converged.
+    gtol: cosine between the residuals and the Jacobian's columns that
+      counts as converged.
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -168,18 +229,23 @@ def levenberg_marquardt(damping_init: Any = 1e-3, scaled: bool = True,
     [1. 1.] True
   """
   fn = "levenberg_marquardt"
-  V.check_positive(fn, "damping_init", damping_init)
+  V.check_positive(fn, "radius_factor", radius_factor)
   V.check_int(fn, "max_trials", max_trials, 1)
+  V.check_nonnegative(fn, "ftol", ftol)
+  V.check_nonnegative(fn, "xtol", xtol)
+  V.check_nonnegative(fn, "gtol", gtol)
 
   def init_fn(params):
     dtype = L._scalar_dtype(fn, params)
     n = C.size(params)
     return ScaleByLevenbergMarquardtState(
         count=base.zero_count(), cost=jnp.full([], jnp.inf, dtype),
-        gradient=T.tree_zeros_like(params), damping=jnp.zeros([], dtype),
-        damping_factor=jnp.full([], 2, dtype), scale=jnp.zeros([n], dtype),
+        gradient=T.tree_zeros_like(params),
+        step_cost=jnp.full([], jnp.inf, dtype), radius=jnp.zeros([], dtype),
+        scale=jnp.zeros([n], dtype),
         info=LeastSquaresInfo(num_fun_evals=base.zero_count(),
                               num_jac_evals=base.zero_count(),
+                              converged=jnp.asarray(False),
                               stalled=jnp.asarray(False)))
 
   def update_fn(updates, state, params=None, *, residual_fn=None,
@@ -188,50 +254,86 @@ def levenberg_marquardt(damping_init: Any = 1e-3, scaled: bool = True,
     res = _residuals(fn, params, residual_fn, extra_args)
     L._real_leaves(fn, params)
     dtype = state.cost.dtype
+    c = lambda v: jnp.asarray(v).astype(dtype)
+    eps = jnp.finfo(dtype).eps
     w, unravel = C.ravel(params, dtype)
     r = _flat_residuals(res, unravel, dtype)
     jac, r0 = _jacobian(r, w)
     value0 = L._dot(r0, r0, dtype) / 2
     g = C.matvec(jac.T, r0)
-    col = jnp.sum(jac * jac, axis=0)
     if scaled:
-      scale = jnp.maximum(state.scale, col)
-      scale_used = jnp.where(scale > 0, scale, 1)
+      scale = jnp.maximum(state.scale, jnp.sqrt(jnp.sum(jac * jac, axis=0)))
+      d = jnp.where(scale > 0, scale, 1)
     else:
-      scale = scale_used = jnp.ones_like(col)
-    first = state.count == 0
-    mu0 = jnp.where(first, jnp.asarray(damping_init).astype(dtype)
-                    * jnp.max(col / scale_used), state.damping)
-    mu0 = jnp.where(mu0 > 0, mu0, jnp.finfo(dtype).eps)
+      scale = d = jnp.ones_like(w)
+    # MINPACK's gtol: the largest cosine between r and a column of J.
+    col_norm = jnp.sqrt(jnp.sum(jac * jac, axis=0))
+    rnorm = jnp.sqrt(2 * value0)
+    cosine = jnp.max(jnp.where(
+        col_norm > 0, jnp.abs(g) / jnp.where(col_norm > 0, col_norm, 1), 0))
+    cosine = jnp.where(rnorm > 0, cosine / jnp.where(rnorm > 0, rnorm, 1),
+                       0)
+    g_converged = cosine <= c(gtol)
+    u, s, vt = jnp.linalg.svd(jac / d, full_matrices=False)
+    ur = C.matvec(u.T, r0)
+    xnorm = jnp.sqrt(L._dot(d * w, d * w, dtype))
+    factor = jnp.asarray(radius_factor).astype(dtype)
+    radius0 = jnp.where(state.count == 0,
+                        jnp.where(xnorm > 0, factor * xnorm, factor),
+                        state.radius)
 
     def trial(z):
-      k, mu, nu, _, _ = z
-      h = _solve_damped(jac, r0, mu * scale_used)
+      k, radius, _, _, _, _ = z
+      ht, mu = _trust_region_step(u, s, vt, ur, radius, dtype)
+      h = ht / d
+      pnorm = jnp.sqrt(L._dot(ht, ht, dtype))
+      # Moré: the first step of a solve bounds the radius.
+      radius = jnp.where((state.count == 0) & (k == 0),
+                         jnp.minimum(radius, pnorm), radius)
       r_new = r(w + h)
       value_new = L._dot(r_new, r_new, dtype) / 2
       jh = C.matvec(jac, h)
-      # L(0) - L(h) = -g.h - |Jh|^2 / 2 >= 0, computed without cancelling.
-      predicted = -L._dot(g, h, dtype) - L._dot(jh, jh, dtype) / 2
-      rho = (value0 - value_new) / predicted
-      ok = (rho > 0) & jnp.isfinite(value_new) & (predicted > 0)
-      mu_ok = mu * jnp.maximum(1 / 3, 1 - (2 * rho - 1) ** 3)
-      return (k + 1, jnp.where(ok, mu_ok, mu * nu).astype(dtype),
-              jnp.where(ok, 2, 2 * nu).astype(dtype), ok, h)
+      jhjh = L._dot(jh, jh, dtype)
+      # L(0) - L(h) = |Jh|^2 / 2 + mu |Dh|^2, no cancellation.
+      predicted = jhjh / 2 + mu * pnorm * pnorm
+      actual = value0 - value_new
+      rho = jnp.where(predicted > 0, actual / predicted, -jnp.inf)
+      rho = jnp.where(jnp.isfinite(value_new), rho, -jnp.inf)
+      # Moré's shrink factor: the minimiser of the quadratic through the
+      # value and slope at 0 and the value at h, kept in [0.1, 0.5].
+      slope = -(jhjh + mu * pnorm * pnorm)
+      temp = jnp.where(actual >= 0, 0.5,
+                       0.5 * slope / (slope + actual))
+      temp = jnp.where((jnp.sqrt(2 * value_new) * 0.1
+                        >= jnp.sqrt(2 * value0)) | (temp < 0.1)
+                       | ~jnp.isfinite(temp), 0.1, temp)
+      shrunk = temp * jnp.minimum(radius, pnorm / 0.1)
+      grown = jnp.where((mu == 0) | (rho >= 0.75), 2 * pnorm, radius)
+      new_radius = jnp.where(rho <= 0.25, shrunk, grown)
+      ok = rho >= 1e-4
+      # MINPACK's ftol and xtol tests, on relative reductions of |r|^2.
+      rel_actual = jnp.where(value0 > 0, actual / jnp.where(
+          value0 > 0, value0, 1), 0)
+      rel_pred = jnp.where(value0 > 0, predicted / jnp.where(
+          value0 > 0, value0, 1), 0)
+      done = ((jnp.abs(rel_actual) <= c(ftol)) & (rel_pred <= c(ftol))
+              & (rho <= 2)) | (new_radius <= c(xtol) * xnorm)
+      return k + 1, new_radius.astype(dtype), ok, h, done, value_new
 
     def cond(z):
-      k, mu, _, ok, _ = z
-      return ~ok & (k < max_trials) & jnp.isfinite(mu)
+      k, radius, ok, _, done, _ = z
+      return ~ok & ~done & (k < max_trials) & (radius > eps * xnorm)
 
-    z0 = (jnp.zeros([], jnp.int32), mu0.astype(dtype),
-          jnp.full([], 2, dtype), jnp.asarray(False), jnp.zeros_like(w))
-    k, mu, nu, ok, h = jax.lax.while_loop(cond, trial, z0)
+    z0 = (jnp.zeros([], jnp.int32), radius0.astype(dtype),
+          jnp.asarray(False), jnp.zeros_like(w), g_converged, value0)
+    k, radius, ok, h, done, value_new = jax.lax.while_loop(cond, trial, z0)
     h = jnp.where(ok, h, 0)
     return unravel(h), ScaleByLevenbergMarquardtState(
         count=base.safe_increment(state.count), cost=value0,
-        gradient=unravel(g), damping=jnp.where(ok, mu, mu0).astype(dtype),
-        damping_factor=nu, scale=scale.astype(dtype),
+        gradient=unravel(g), step_cost=jnp.where(ok, value_new, value0),
+        radius=radius, scale=scale.astype(dtype),
         info=LeastSquaresInfo(num_fun_evals=k, num_jac_evals=jnp.ones(
-            [], jnp.int32), stalled=~ok))
+            [], jnp.int32), converged=done, stalled=~ok & ~done))
 
   update_fn.gradtx_name = fn
   return base.GradientTransformation(init_fn, update_fn)

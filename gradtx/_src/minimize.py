@@ -185,12 +185,14 @@ class LeastSquaresResult(NamedTuple):
   Attributes:
     params: the params it stopped at (``x``).
     value: :math:`\\frac12\\|r\\|^2` there (``cost``).
-    grad_norm: the largest absolute entry of :math:`J^\\top r` there.
+    grad_norm: the largest absolute entry of :math:`J^\\top r` at the last
+      Jacobian evaluation (the params before the last step, when the
+      solve ended on a step that converged).
     num_steps: ``update`` calls that took a step (``nit``).
     num_fun_evals: evaluations of the residual function (``nfev``).
     num_jac_evals: evaluations of its Jacobian (``njev``), each of which
       also gives the residuals at its point.
-    converged: ``grad_norm <= gtol``.
+    converged: the optimizer's tests passed or ``grad_norm <= gtol``.
     state: the optimizer state at the end.
   """
   params: Any
@@ -205,18 +207,20 @@ class LeastSquaresResult(NamedTuple):
 
 def least_squares(residual_fn: Callable[[Any], Any], params: Any,
                   optimizer: base.GradientTransformation, *,
-                  max_steps: int = 100, gtol: float = 1e-10,
+                  max_steps: int = 100, gtol: float = 0.0,
                   ) -> LeastSquaresResult:
   r"""Minimises :math:`\frac12\|r(w)\|^2` with a least-squares optimizer
   (:func:`levenberg_marquardt`), in one ``jax.lax.while_loop``.
 
   Each step calls ``optimizer.update(grad, state, params,
-  residual_fn=residual_fn)``, which evaluates the Jacobian at ``params``
-  and reports the cost and gradient there in its state. When the largest
-  absolute entry of that gradient is at most ``gtol``, or the optimizer
-  found no decrease (``info.stalled``), the loop stops and returns those
-  params (the step that update proposed is not taken); otherwise the step
-  is applied, up to ``max_steps`` times.
+  residual_fn=residual_fn)``, which evaluates the Jacobian at ``params``,
+  reports the cost and gradient there in its state and proposes a step.
+  The loop stops when the optimizer's own tests pass (``info.converged``:
+  MINPACK's ``ftol``, ``xtol`` and ``gtol`` for
+  :func:`levenberg_marquardt`; the step found is taken, as MINPACK does),
+  when the largest absolute entry of the gradient at ``params`` is at most
+  ``gtol`` or the optimizer found no decrease (``info.stalled``; then the
+  step is not taken), or after ``max_steps`` steps.
 
   Args:
     residual_fn: params -> residuals (an array or a tree of arrays).
@@ -224,7 +228,8 @@ def least_squares(residual_fn: Callable[[Any], Any], params: Any,
     optimizer: :func:`levenberg_marquardt` (or another transform whose
       state holds ``cost``, ``gradient`` and a :class:`LeastSquaresInfo`).
     max_steps: the most steps.
-    gtol: stop when :math:`\max_i |(J^\top r)_i| \le` ``gtol``.
+    gtol: also stop when :math:`\max_i |(J^\top r)_i| \le` ``gtol``
+      (0: only the optimizer's own tests).
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -263,24 +268,35 @@ def least_squares(residual_fn: Callable[[Any], Any], params: Any,
     return ~carry[-1]
 
   def body(carry):
-    params, state, k, nfev, njev, _ = carry
+    params, state, k, nfev, njev, _, _ = carry
     updates, new_state = optimizer.update(
         fields(state)[1], state, params, residual_fn=residual_fn)
     cost, grad, info = fields(new_state)
     nfev = nfev + info.num_fun_evals
     njev = njev + info.num_jac_evals
-    done = (_max_abs(grad) <= gtol) | info.stalled | ~jnp.isfinite(cost)
-    done = done | (k >= max_steps)
+    # A step the update found while converging is taken (as MINPACK
+    # does); the gradient test is at the params before it.
+    take = (info.converged | ~((_max_abs(grad) <= gtol) | info.stalled)) & (
+        k < max_steps)
+    done = ((_max_abs(grad) <= gtol) | info.stalled | info.converged
+            | ~jnp.isfinite(cost))
+    done = done | (k + 1 >= max_steps)
     new_params = base.apply_updates(params, updates)
-    params = jax.tree.map(lambda a, b: jnp.where(done, a, b), params,
+    params = jax.tree.map(lambda a, b: jnp.where(take, b, a), params,
                           new_params)
-    return params, new_state, jnp.where(done, k, k + 1), nfev, njev, done
+    step_costs = L._find_field(new_state, "step_cost")
+    value = jnp.where(take, step_costs[0], cost) if step_costs else cost
+    return (params, new_state, jnp.where(take, k + 1, k), nfev, njev, value,
+            done)
 
-  carry = (params, state, zero, zero, zero, jnp.asarray(False))
-  params, state, k, nfev, njev, _ = jax.lax.while_loop(cond, body, carry)
-  cost, grad, _ = fields(state)
+  carry = (params, state, zero, zero, zero, jnp.asarray(jnp.inf, cost.dtype),
+           jnp.asarray(False))
+  (params, state, k, nfev, njev, cost,
+   _) = jax.lax.while_loop(cond, body, carry)
+  _, grad, info = fields(state)
   gnorm = _max_abs(grad)
   return LeastSquaresResult(
       params=params, value=cost, grad_norm=gnorm, num_steps=k,
-      num_fun_evals=nfev, num_jac_evals=njev, converged=gnorm <= gtol,
+      num_fun_evals=nfev, num_jac_evals=njev,
+      converged=info.converged | (gnorm <= gtol),
       state=state)
