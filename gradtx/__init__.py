@@ -231,3 +231,42 @@ __all__ = (
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
 )
+
+# Second order (gradtx._src.bfgs, newton, least_squares, minimize).
+from gradtx._src.bfgs import ScaleByBFGSState  # noqa: E402
+from gradtx._src.bfgs import bfgs  # noqa: E402
+from gradtx._src.bfgs import scale_by_bfgs  # noqa: E402
+from gradtx._src.least_squares import LeastSquaresInfo  # noqa: E402
+from gradtx._src.least_squares import ScaleByLevenbergMarquardtState  # noqa: E402,E501
+from gradtx._src.least_squares import levenberg_marquardt  # noqa: E402
+from gradtx._src.minimize import LeastSquaresResult  # noqa: E402
+from gradtx._src.minimize import MinimizeResult  # noqa: E402
+from gradtx._src.minimize import least_squares  # noqa: E402
+from gradtx._src.minimize import minimize  # noqa: E402
+from gradtx._src.newton import ScaleByNewtonCGState  # noqa: E402
+from gradtx._src.newton import ScaleByNewtonState  # noqa: E402
+from gradtx._src.newton import newton  # noqa: E402
+from gradtx._src.newton import newton_cg  # noqa: E402
+from gradtx._src.newton import scale_by_newton  # noqa: E402
+from gradtx._src.newton import scale_by_newton_cg  # noqa: E402
+
+_SECOND_ORDER = (
+    "LeastSquaresInfo",
+    "LeastSquaresResult",
+    "MinimizeResult",
+    "ScaleByBFGSState",
+    "ScaleByLevenbergMarquardtState",
+    "ScaleByNewtonCGState",
+    "ScaleByNewtonState",
+    "bfgs",
+    "least_squares",
+    "levenberg_marquardt",
+    "minimize",
+    "newton",
+    "newton_cg",
+    "scale_by_bfgs",
+    "scale_by_newton",
+    "scale_by_newton_cg",
+)
+__all__ = tuple(sorted(__all__ + _SECOND_ORDER,
+                       key=lambda n: (n[0].islower(), n)))
