@@ -235,6 +235,73 @@ def _check_batch(batch_size: int) -> None:
                      f"{n_train} digits; choose at most that")
 
 
+class _Task(NamedTuple):
+  """What every optimizer of a race shares."""
+  grad_fn: Callable  # (params, x, y) -> (loss, grads), jitted
+  accuracy: Callable  # params -> test accuracy, jitted
+  params0: Any
+  xs: list  # one batch per step
+  ys: list
+  every: int  # steps between two test accuracies
+
+
+def _train_one(name: str, lr: float, task: _Task, steps: int, bar):
+  """Trains with one optimizer; returns its row of the table and its
+  curves. The first step, which compiles the update, is timed apart."""
+  import jax
+  import numpy as np
+  tx = OPTIMIZERS[name].make(lr)
+
+  @jax.jit
+  def update(grads, state, params):
+    u, state = tx.update(grads, state, params)
+    return gradtx.apply_updates(params, u), state
+
+  bar.describe(f"{name}: compiling")
+  params, state = task.params0, tx.init(task.params0)
+  losses, eval_steps, eval_secs, accs = [], [0], [0.0], [
+      float(task.accuracy(params))]
+  t0 = time.perf_counter()
+  train_s, counted = 0.0, 0
+  for k in range(steps):
+    value, grads = task.grad_fn(params, task.xs[k], task.ys[k])
+    params, state = update(grads, state, params)
+    losses.append(value)
+    if k == 0:
+      jax.block_until_ready(params)
+      start = time.perf_counter()
+      compile_s = start - t0
+    if (k + 1) % task.every == 0 or k + 1 == steps:
+      jax.block_until_ready(params)
+      train_s += time.perf_counter() - start
+      eval_steps.append(k + 1)
+      eval_secs.append(train_s)
+      accs.append(float(task.accuracy(params)))
+      bar.advance(k + 1 - counted, f"{name}: training")
+      counted, start = k + 1, time.perf_counter()
+  losses = np.asarray(jax.device_get(losses), dtype=float).tolist()
+  tail = float(np.mean(losses[-max(1, steps // 10):]))
+  row = {"optimizer": name, "learning_rate": lr, "final_train_loss": tail,
+         "test_accuracy": accs[-1],
+         "steps_per_second": (steps - 1) / train_s if train_s else None,
+         "compile_seconds": compile_s}
+  run = {"losses": losses, "eval_steps": eval_steps,
+         "eval_seconds": eval_secs, "test_accuracy": accs}
+  line = (f"{name:9s} done: train loss {tail:.4f}, test accuracy "
+          f"{accs[-1]:.3f}, compiled in {compile_s:.1f} s, {steps} steps in "
+          f"{train_s:.1f} s")
+  switch = _swats_switch(state)
+  if switch is not None:
+    row["switch_step"], row["sgd_learning_rate"] = switch
+    run["switch_step"] = switch[0]
+    line += (f"; switched from Adam to SGD at step {switch[0]} (SGD "
+             f"learning rate {switch[1]:.3g})")
+  elif name == "swats":
+    line += f"; did not switch to SGD in {steps} steps"
+  bar.log(line)
+  return row, run
+
+
 def race(args: argparse.Namespace) -> int:
   """Trains the CNN with each optimizer; prints and writes the results."""
   names = [_resolve(n) for n in (args.optimizers or DEFAULT_RACE)]
@@ -255,7 +322,6 @@ def race(args: argparse.Namespace) -> int:
   _prepare_out("race", out, ["race.csv", "race.json", "race.png"])
   import jax
   import jax.numpy as jnp
-  import numpy as np
 
   train, test = _digits(args.seed)
   model = _model()
@@ -268,7 +334,8 @@ def race(args: argparse.Namespace) -> int:
   grad_fn = jax.jit(jax.value_and_grad(loss))
   accuracy = jax.jit(lambda p: jnp.mean(
       jnp.argmax(model.apply(p, x_test), -1) == y_test))
-  every = max(1, args.steps // 20)  # test accuracy this often
+  task = _Task(grad_fn, accuracy, params0, xs, ys,
+               every=max(1, args.steps // 20))  # test accuracy this often
   total = len(names) * args.steps
 
   rows, runs = [], {}
@@ -276,57 +343,7 @@ def race(args: argparse.Namespace) -> int:
     jax.block_until_ready(grad_fn(params0, xs[0], ys[0]))
     for name in names:
       lr = lrs.get(name, OPTIMIZERS[name].lr)
-      tx = OPTIMIZERS[name].make(lr)
-
-      def update(grads, state, params, tx=tx):
-        u, state = tx.update(grads, state, params)
-        return gradtx.apply_updates(params, u), state
-
-      update = jax.jit(update)
-      bar.describe(f"{name}: compiling")
-      params, state = params0, tx.init(params0)
-      losses, eval_steps, eval_secs, accs = [], [0], [0.0], [
-          float(accuracy(params0))]
-      t0 = time.perf_counter()
-      train_s, counted = 0.0, 0
-      for k in range(args.steps):
-        value, grads = grad_fn(params, xs[k], ys[k])
-        params, state = update(grads, state, params)
-        losses.append(value)
-        if k == 0:  # the first step compiles: timed apart
-          jax.block_until_ready(params)
-          start = time.perf_counter()
-          compile_s = start - t0
-        if (k + 1) % every == 0 or k + 1 == args.steps:
-          jax.block_until_ready(params)
-          train_s += time.perf_counter() - start
-          eval_steps.append(k + 1)
-          eval_secs.append(train_s)
-          accs.append(float(accuracy(params)))
-          bar.advance(k + 1 - counted, f"{name}: training")
-          counted, start = k + 1, time.perf_counter()
-      bar.advance(args.steps - counted)
-      losses = np.asarray(jax.device_get(losses), dtype=float).tolist()
-      tail = float(np.mean(losses[-max(1, args.steps // 10):]))
-      row = {"optimizer": name, "learning_rate": lr,
-             "final_train_loss": tail, "test_accuracy": accs[-1],
-             "steps_per_second": ((args.steps - 1) / train_s if train_s
-                                  else None),
-             "compile_seconds": compile_s}
-      run = {"losses": losses, "eval_steps": eval_steps,
-             "eval_seconds": eval_secs, "test_accuracy": accs}
-      switch = _swats_switch(state)
-      line = (f"{name:9s} done: train loss {tail:.4f}, test accuracy "
-              f"{accs[-1]:.3f}, compiled in {compile_s:.1f} s, "
-              f"{args.steps} steps in {train_s:.1f} s")
-      if switch is not None:
-        row["switch_step"], row["sgd_learning_rate"] = switch
-        run["switch_step"] = switch[0]
-        line += (f"; switched from Adam to SGD at step {switch[0]} "
-                 f"(SGD learning rate {switch[1]:.3g})")
-      elif name == "swats":
-        line += f"; did not switch to SGD in {args.steps} steps"
-      bar.log(line)
+      row, run = _train_one(name, lr, task, args.steps, bar)
       rows.append(row)
       runs[name] = run
 
