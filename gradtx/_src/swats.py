@@ -70,12 +70,12 @@ def swats(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
   with ``eps`` (1e-9), while the projected rates are of the order of the
   learning rate times a quarter or more. In the first steps Adam's steps
   are all alike, :math:`\gamma_k` barely moves and the gap is tiny (a larger
-  ``eps`` switches at step 2, to a rate that only fits the start); later the
-  rate grows and wanders with the gradient noise, and a gap below 1e-9 may
-  never come (on a 20-dimensional quadratic, with and without noise, none
-  in 3000 steps at learning rates 1e-2 and 1e-3). ``switch_rtol`` replaces
-  the test by a relative one, and ``min_adam_steps`` sets the first step at
-  which it may fire:
+  ``eps`` switches within a few steps, to a rate that only fits the start);
+  later the rate grows and wanders with the gradient noise, and a gap below
+  1e-9 may never come (on a 20-dimensional quadratic, with and without
+  noise, none in 3000 steps at learning rates 1e-2 and 1e-3).
+  ``switch_rtol`` replaces the test by a relative one, and
+  ``min_adam_steps`` sets the first step at which it may fire:
 
   .. math::
      k \ge k_{min} \quad\text{and}\quad
@@ -85,10 +85,11 @@ def swats(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
   average to within a fraction :math:`\rho`, and the average is positive,
   so SGD never gets a negative rate). ``switch_rtol=0.05`` with
   ``min_adam_steps`` around a tenth of the run (or an epoch) lets Adam
-  make its fast start, then switches once the rate has stopped growing:
-  on that quadratic at learning rate 1e-2, after about 200 steps, and SGD
-  then brings the loss below Adam's noise floor. The defaults
-  (``switch_rtol=None``, ``min_adam_steps=2``) are the paper's rule.
+  make its fast start, then switches once the rate has stopped growing: on
+  that quadratic with gradient noise 0.1, learning rate 1e-2 and
+  ``min_adam_steps=100``, after about 210 steps, and SGD then brings the
+  loss below Adam's noise floor. The defaults (``switch_rtol=None``,
+  ``min_adam_steps=2``) are the paper's rule.
 
   Global or per leaf: by default (``per_leaf=False``) the projections are
   dot products over the whole tree and the whole model switches at once.
