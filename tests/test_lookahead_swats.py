@@ -185,3 +185,95 @@ def test_swats_state_exposes_the_switch_for_logging():
   assert state.switched.dtype == jnp.bool_ and state.switch_step.dtype == \
       jnp.int32
   assert state.sgd_lr.shape == ()
+
+
+# The switching rule on a 20-dimensional noisy quadratic, 0.5 w'Dw with the
+# curvatures spread over a decade and N(0, sigma^2) noise on each gradient.
+D20 = jnp.logspace(0.0, 1.0, 20)
+
+
+def _swats_on_quadratic(tx, steps, sigma, seed=0):
+  """Losses after each step, and the last state, from one jitted scan."""
+  noise = sigma * jax.random.normal(jax.random.key(seed), (steps, 20))
+
+  def step(carry, n):
+    w, s = carry
+    u, s = tx.update(D20 * w + n, s)
+    w = w + u
+    return (w, s), 0.5 * jnp.sum(D20 * w * w)
+
+  w0 = jnp.ones(20)
+  (_, state), losses = jax.jit(lambda: jax.lax.scan(
+      step, (w0, tx.init(w0)), noise))()
+  return np.asarray(losses), state
+
+
+@pytest.mark.parametrize("lr", [1e-2, 1e-3])
+@pytest.mark.parametrize("sigma", [0.0, 0.1])
+def test_swats_papers_rule_never_switches_on_a_20d_quadratic(lr, sigma):
+  _, state = _swats_on_quadratic(gradtx.swats(lr), 3000, sigma)
+  assert not bool(state.switched)
+
+
+def test_swats_papers_rule_with_a_larger_eps_switches_at_once():
+  # Adam's first steps are all alike, so gamma_k barely moves: a tolerance
+  # above that tiny gap fires within a few steps, at a rate (about lr/4)
+  # fit only for the start: SGD then needs 1/rate steps per e-fold.
+  _, state = _swats_on_quadratic(gradtx.swats(1e-3, eps=1e-6), 50, 0.1)
+  assert 2 <= int(state.switch_step) <= 10
+  assert float(state.sgd_lr) < 1e-3
+
+
+def test_swats_relative_rule_switches_after_adams_start_and_keeps_descending():
+  steps, sigma, lr = 3000, 0.1, 1e-2
+  tx = gradtx.swats(lr, switch_rtol=0.05, min_adam_steps=100)
+  losses, state = _swats_on_quadratic(tx, steps, sigma)
+  k = int(state.switch_step)
+  assert bool(state.switched)
+  # Not at the first allowed step: the relative test waits while the
+  # projected rate is still growing with Adam's progress.
+  assert 120 < k < 600, k
+  rate = float(state.sgd_lr)
+  assert 0 < rate < 2 / float(D20.max()), "SGD must be stable on D"
+  before = losses[k - 20:k].mean()
+  after = [losses[a:a + 500].mean() for a in range(k, steps - 499, 500)]
+  assert after[0] < before and after[-1] < after[0], (before, after)
+  # And SGD ends below the noise floor Adam alone stays on.
+  adam_losses, _ = _swats_on_quadratic(gradtx.adam(lr), steps, sigma)
+  assert losses[-500:].mean() < 0.5 * adam_losses[-500:].mean()
+
+
+def test_swats_relative_rule_matches_its_formula_step_by_step():
+  # The relative test, transcribed in float64: the switch comes exactly at
+  # the first k >= min_adam_steps with |cand - gamma| < rtol * cand.
+  noise = _noisy_grads(600)
+  rtol, kmin = 0.05, 30
+  us, gs, states = _run_swats(
+      gradtx.swats(LR, eps=EPS, switch_rtol=rtol, min_adam_steps=kmin),
+      jnp.ones(12), noise)
+  b1, b2 = 0.9, 0.999
+  m, a, lam, k_switch = np.zeros(12), np.zeros(12), 0.0, None
+  for k in range(1, 601):
+    g = gs[k - 1]
+    m = b1 * m + (1 - b1) * g
+    a = b2 * a + (1 - b2) * g * g
+    p = -LR * np.sqrt(1 - b2 ** k) / (1 - b1 ** k) * m / (np.sqrt(a) + EPS)
+    gamma = p @ p / (-p @ g)
+    lam = b2 * lam + (1 - b2) * gamma
+    cand = lam / (1 - b2 ** k)
+    if k >= kmin and abs(cand - gamma) < rtol * cand:
+      k_switch = k
+      break
+  assert k_switch is not None and k_switch >= kmin
+  assert int(states[-1].switch_step) == k_switch
+  np.testing.assert_allclose(float(states[-1].sgd_lr), cand, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(switch_rtol=0.0), "switch_rtol must be in"),
+    (dict(switch_rtol=1.5), "switch_rtol must be in"),
+    (dict(min_adam_steps=1), "min_adam_steps must be an int >= 2"),
+    (dict(min_adam_steps=10.0), "min_adam_steps must be an int >= 2")])
+def test_swats_switch_rule_validation(kw, match):
+  with pytest.raises(ValueError, match=match):
+    gradtx.swats(1e-3, **kw)

@@ -1,5 +1,6 @@
 """The LR range test on a small model."""
 
+import dataclasses
 import itertools
 
 import jax
@@ -72,15 +73,40 @@ def test_compiles_once_for_the_whole_sweep(monkeypatch):
   assert len(traces) == 1
 
 
-def test_plot_writes_a_png(tmp_path):
+def test_on_step_reports_every_step_as_it_happens():
+  loss, params, batches = _problem()
+  seen = []
+  r = gradtx.lr_find(loss, params, itertools.cycle(batches), gradtx.sgd,
+                     min_lr=1e-4, max_lr=10.0, num_steps=120,
+                     on_step=lambda *a: seen.append(a))
+  assert [s[0] for s in seen] == list(range(1, len(r.losses) + 1))
+  np.testing.assert_allclose([s[1] for s in seen], r.learning_rates)
+  np.testing.assert_allclose([s[2] for s in seen], r.losses)
+
+
+def test_plot_has_log_axes_clips_spikes_and_marks_the_suggestion(tmp_path):
   pytest.importorskip("matplotlib")
   loss, params, batches = _problem()
   r = gradtx.lr_find(loss, params, itertools.cycle(batches), gradtx.sgd,
                      min_lr=1e-4, max_lr=10.0, num_steps=60)
+  # A spike 50 times the starting loss, as the end of a sweep often has.
+  losses = r.losses.copy()
+  losses[-3] = 50 * r.smoothed_losses.max()
+  spiky = dataclasses.replace(r, losses=losses)
   path = tmp_path / "lr_find.png"
-  r.plot(str(path))
+  fig = spiky.plot(str(path))
   assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-  assert path.stat().st_size > 5000
+  ax = fig.axes[0]
+  assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+  lo, hi = ax.get_ylim()
+  assert hi < 2 * r.smoothed_losses.max() < losses[-3]
+  assert lo <= r.losses.min()
+  raw, smooth, mark = ax.get_lines()[0], ax.get_lines()[1], ax.get_lines()[-1]
+  assert max(raw.get_ydata()) <= hi  # the spike drawn at the top edge
+  np.testing.assert_allclose(smooth.get_ydata(), r.smoothed_losses)
+  assert mark.get_xdata()[0] == pytest.approx(r.suggestion)
+  labels = [t.get_text() for t in ax.get_legend().get_texts()]
+  assert labels[1] == "smoothed loss" and labels[2].startswith("suggestion")
 
 
 @pytest.mark.parametrize("kw,match", [

@@ -36,7 +36,14 @@ class LRFindResult:
   reason: str
 
   def plot(self, path: Optional[str] = None, ax: Any = None) -> Any:
-    """Draws smoothed loss against the learning rate (log scale).
+    """Draws the loss against the learning rate, both on log scales.
+
+    The raw losses are drawn faint, the smoothed loss bold, and the
+    suggestion is marked on it. The loss axis is clipped to the useful
+    range, from the lowest loss to a little above the highest smoothed
+    loss, so that one spike (the end of a sweep often jumps tenfold) does
+    not flatten the region where the choice is made; clipped points are
+    drawn at the top edge.
 
     Needs matplotlib (``pip install matplotlib``). Saves a PNG to ``path``
     if given, and returns the matplotlib figure.
@@ -50,21 +57,34 @@ class LRFindResult:
       raise ImportError("LRFindResult.plot needs matplotlib: "
                         "pip install matplotlib") from e
     if ax is None:
-      fig, ax = plt.subplots(figsize=(6, 4))
+      fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
     else:
       fig = ax.figure
-    ax.plot(self.learning_rates, self.losses, alpha=0.3, label="loss")
-    ax.plot(self.learning_rates, self.smoothed_losses, label="smoothed")
-    if self.suggestion is not None:
-      ax.axvline(self.suggestion, color="C3", linestyle="--",
-                 label=f"suggestion {self.suggestion:.2e}")
+    lrs, raw, smooth = self.learning_rates, self.losses, self.smoothed_losses
     ax.set_xscale("log")
+    ax.set_yscale("log")
+    positive = raw[raw > 0]
+    if len(positive) and np.all(smooth > 0):
+      lo, hi = positive.min() / 1.25, smooth.max() * 1.5
+      ax.set_ylim(lo, hi)
+      raw = np.clip(raw, lo, hi)
+    ax.plot(lrs, raw, color="0.6", linewidth=1, label="loss at each step")
+    ax.plot(lrs, smooth, color="#0072B2", linewidth=2.2,
+            label="smoothed loss")
+    if self.suggestion is not None:
+      i = int(np.argmin(np.abs(np.log(lrs / self.suggestion))))
+      ax.axvline(self.suggestion, color="#D55E00", linestyle="--",
+                 linewidth=1.2)
+      ax.plot([lrs[i]], [smooth[i]], "o", color="#D55E00", markersize=7,
+              label=f"suggestion: {self.suggestion:.2g} (steepest descent)")
     ax.set_xlabel("learning rate")
-    ax.set_ylabel("loss")
-    ax.set_title("LR range test")
-    ax.legend()
+    ax.set_ylabel("training loss")
+    ax.set_title(f"LR range test ({len(lrs)} steps; {self.reason})",
+                 fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="lower left")
     if path is not None:
-      fig.savefig(path, dpi=100, bbox_inches="tight")
+      fig.savefig(path, dpi=150)
     return fig
 
 
@@ -84,7 +104,9 @@ def lr_find(loss_fn: Callable[[Any, Any], Any], params: Any,
             optimizer_factory: Callable[[Any], base.GradientTransformation],
             *, min_lr: float = 1e-7, max_lr: float = 10.0,
             num_steps: int = 100, smoothing: float = 0.98,
-            diverge_threshold: float = 4.0) -> LRFindResult:
+            diverge_threshold: float = 4.0,
+            on_step: Optional[Callable[[int, float, float], Any]] = None,
+            ) -> LRFindResult:
   r"""The LR range test: sweep the learning rate up and watch the loss.
 
   Step ``k`` of ``num_steps`` uses
@@ -111,6 +133,9 @@ def lr_find(loss_fn: Callable[[Any, Any], Any], params: Any,
     smoothing: the EMA weight of past losses, in [0, 1).
     diverge_threshold: stop once the smoothed loss exceeds this multiple of
       its best value.
+    on_step: called after each step with ``(step, learning_rate, loss)``,
+      ``step`` counting from 1: a progress bar or a log line. The first
+      call comes after the step has been compiled.
 
   Example:
     >>> import gradtx, jax.numpy as jnp, itertools
@@ -157,6 +182,8 @@ def lr_find(loss_fn: Callable[[Any, Any], Any], params: Any,
       break
     params, state, loss = step(params, state, batch)
     loss = float(loss)
+    if on_step is not None:
+      on_step(k + 1, float(lrs[k]), loss)
     if not math.isfinite(loss):
       reason, early = f"loss became {loss} at lr={lrs[k]:.3g}", True
       break
