@@ -61,8 +61,9 @@ SHARDED = (("gpt2", "adam"),)
 # varies by a few percent only.
 REPEAT_LIMIT_CPU_S = 20.0
 
+# An instruction's opcode follows its (possibly tuple) type and a space.
 _COLLECTIVE = re.compile(
-    r"=\s*\S+\s+(all-reduce|all-gather|reduce-scatter|collective-permute|"
+    r"\s(all-reduce|all-gather|reduce-scatter|collective-permute|"
     r"all-to-all)(-start)?\(")
 
 
@@ -210,7 +211,10 @@ def measure(shapes: dict, lib: str, make_tx, rule, repeats: int) -> dict:
       break
     gc.collect()
     t0, c0 = time.perf_counter(), time.process_time()
-    lowered = lower(shapes, lib, make_tx, rule)
+    # As TPU programs run: 64-bit types off, whatever the caller enabled
+    # (with them on, Python scalars in the step would become float64).
+    with jax.enable_x64(False):
+      lowered = lower(shapes, lib, make_tx, rule)
     t1, c1 = time.perf_counter(), time.process_time()
     compiled = lowered.compile()
     t2, c2 = time.perf_counter(), time.process_time()
