@@ -1,10 +1,21 @@
-"""benchmarks/bench.py runs end to end on a tiny tree and writes its JSON."""
+"""The benchmark runs end to end on a tiny tree and writes its JSON, from
+the checkout (benchmarks/bench.py) and as `gradtx bench` from an installed
+package."""
 
 import importlib.util
 import json
+import os
 import pathlib
+import shutil
+import subprocess
+import sys
 
-BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks" / "bench.py"
+OPTIONS = ("--target", "--trees", "--optimizers", "--repeats", "--warmup",
+           "--compile-workers", "--compile-repeats", "--quick", "--out")
 
 
 def load_bench():
@@ -47,3 +58,83 @@ def test_bench_tiny_quick_writes_the_expected_json(tmp_path, capsys):
   assert rows["adabound"]["optax_compile_reused_from"] == "adam"
   (bound,) = data["bandwidth_bound"]
   assert bound["gradtx_over_bound"] > 0 and bound["bound_ms"] > 0
+
+
+# --------------------------------------------------------------------------
+# `gradtx bench` from an installed (not editable) package.
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+  """gradtx installed from a copy of the source (a wheel built by pip, no
+  benchmarks/ beside it) into a fresh directory; the environment that runs
+  it finds only that copy."""
+  tmp = tmp_path_factory.mktemp("install")
+  src = tmp / "src"
+  src.mkdir()
+  for name in ("pyproject.toml", "README.md"):
+    shutil.copy(ROOT / name, src / name)
+  shutil.copytree(ROOT / "gradtx", src / "gradtx",
+                  ignore=shutil.ignore_patterns("__pycache__"))
+  site = tmp / "site"
+  subprocess.run(
+      [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+       "--no-build-isolation", "--no-index", "--target", str(site),
+       str(src)], check=True, capture_output=True, text=True, timeout=600)
+  env = dict(os.environ, PYTHONPATH=str(site))
+  env.pop("PYTHONHOME", None)
+  return site, env
+
+
+def test_installed_package_has_no_checkout_beside_it(installed, tmp_path):
+  site, env = installed
+  where = subprocess.run(
+      [sys.executable, "-c", "import gradtx, gradtx._src.bench.cpu as b; "
+       "print(gradtx.__file__)"], cwd=tmp_path, env=env, check=True,
+      capture_output=True, text=True).stdout.strip()
+  assert pathlib.Path(where).is_relative_to(site)
+  assert not (site / "benchmarks").exists()
+
+
+def test_installed_gradtx_bench_help_lists_every_option(installed, tmp_path):
+  site, env = installed
+  out = subprocess.run([str(site / "bin" / "gradtx"), "bench", "--help"],
+                       cwd=tmp_path, env=env, check=True,
+                       capture_output=True, text=True).stdout
+  for option in OPTIONS:
+    assert option in out, option
+  assert "rest" not in out.split()
+  assert "tpu-v5e" in out and "gradtx[bench-tpu]" in out
+
+
+def test_installed_gradtx_bench_quick_runs(installed, tmp_path):
+  site, env = installed
+  proc = subprocess.run([str(site / "bin" / "gradtx"), "bench", "--quick"],
+                        cwd=tmp_path, env=env, capture_output=True,
+                        text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "checkout" not in proc.stdout + proc.stderr
+  data = json.loads((tmp_path / "gradtx-bench" / "results.json").read_text())
+  assert data["config"]["quick"] and data["config"]["trees"] == ["tiny"]
+  assert [r["optimizer"] for r in data["results"]] == ["adam", "adam_flat"]
+  assert all(r["params_finite_after"] for r in data["results"])
+  assert data["bandwidth_bound"][0]["bound_ms"] > 0
+
+
+def test_bench_without_optax_says_what_to_install(monkeypatch, capsys):
+  from gradtx._src import cli
+  monkeypatch.setitem(sys.modules, "optax", None)  # import optax fails
+  assert cli.main(["bench", "--quick"]) == 2
+  err = capsys.readouterr().err
+  assert "gradtx bench: error:" in err
+  assert "optax, which is not installed" in err
+  assert 'pip install "gradtx[bench]"' in err
+
+
+def test_bench_rejects_an_unknown_tree_with_the_choices(capsys):
+  from gradtx._src import cli
+  with pytest.raises(SystemExit) as e:
+    cli.main(["bench", "--trees", "gpt3"])
+  assert e.value.code == 2
+  assert "unknown tree gpt3; choose from gpt2, resnet50, many_small, tiny" \
+      in capsys.readouterr().err

@@ -471,16 +471,13 @@ def list_cmd(args: argparse.Namespace) -> int:
 
 
 def bench_cmd(args: argparse.Namespace) -> int:
-  """Runs benchmarks/bench.py from a source checkout."""
-  here = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / \
-      "bench.py"
-  if not here.exists():
-    raise UsageError("the benchmark lives in the source tree "
-                     "(benchmarks/bench.py); run it from a git checkout")
-  import runpy
-  sys.argv = [str(here)] + args.rest
-  runpy.run_path(str(here), run_name="__main__")
-  return 0
+  """The benchmark against optax (gradtx._src.bench, shipped with the
+  package; its options are gradtx._src.bench.command's)."""
+  from gradtx._src.bench import command
+  try:
+    return command.run(args)
+  except command.MissingDependency as e:
+    raise UsageError(str(e)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -563,8 +560,10 @@ def parser() -> argparse.ArgumentParser:
                  "missing; an earlier run's files there are replaced "
                  "(default: %(default)s)")
   f.set_defaults(func=lr_find_cmd)
-  b = sub.add_parser("bench", help="the speed benchmark against optax")
-  b.add_argument("rest", nargs=argparse.REMAINDER)
+  from gradtx._src.bench import command as bench
+  b = sub.add_parser("bench", help="the speed benchmark against optax",
+                     description=bench.DESCRIPTION)
+  bench.add_options(b)
   b.set_defaults(func=bench_cmd)
   ls = sub.add_parser("list", help="every named optimizer, by family, with "
                       "its paper", description="Every named optimizer, by "
