@@ -75,7 +75,13 @@ API_PAGES: dict[str, tuple[str, str, list[tuple[str, str, list[str]]]]] = {
         "optimizers are chained from. See [The contract](../contract.md) and "
         "[How composition works](../design.md).",
         [
-            ("The contract", "",
+            ("The contract",
+             # The contract is stated once, in base's module docstring.
+             "::: gradtx._src.base\n"
+             "    options:\n"
+             "      show_root_heading: false\n"
+             "      show_root_toc_entry: false\n"
+             "      members: false\n",
              ["GradientTransformation", "EmptyState", "identity",
               "stateless", "stateless_with_tree_map"]),
             ("Scaling", "",
@@ -249,9 +255,14 @@ def categorise() -> tuple[dict[str, dict[str, list[str]]],
 # The state a transform keeps, worked out by building it
 
 
-def _spec(x: Any) -> str:
+def _spec(x: Any, indent: int = 0, width: int = 72) -> str:
+  """A pytree of ``jax.ShapeDtypeStruct`` as text: ``f32[3]`` for an
+  array, ``Name(field=...)`` for a NamedTuple; one line when it fits in
+  ``width``, else one member a line."""
   import jax  # noqa: PLC0415
   if isinstance(x, jax.ShapeDtypeStruct):
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return f"key[{','.join(map(str, x.shape))}]"
     kind = {"f": "f", "i": "i", "u": "u", "b": "bool", "c": "c"}.get(
         x.dtype.kind, str(x.dtype))
     bits = "" if kind == "bool" else str(x.dtype.itemsize * 8)
@@ -259,21 +270,41 @@ def _spec(x: Any) -> str:
   if x is None:
     return "None"
   if isinstance(x, tuple) and hasattr(x, "_fields"):
-    inner = ", ".join(f"{f}={_spec(v)}" for f, v in zip(x._fields, x))
-    return f"{type(x).__name__}({inner})"
-  if isinstance(x, (tuple, list)):
-    inner = ", ".join(_spec(v) for v in x)
-    return f"({inner},)" if isinstance(x, tuple) and len(x) == 1 else (
-        f"({inner})" if isinstance(x, tuple) else f"[{inner}]")
-  if isinstance(x, dict):
-    return "{" + ", ".join(f"{k!r}: {_spec(v)}" for k, v in x.items()) + "}"
-  return type(x).__name__
+    items = [(f"{f}=", v) for f, v in zip(x._fields, x)]
+    open_, close = f"{type(x).__name__}(", ")"
+  elif isinstance(x, (tuple, list)):
+    items = [("", v) for v in x]
+    open_, close = ("(", ",)" if len(x) == 1 else ")") if isinstance(
+        x, tuple) else ("[", "]")
+  elif isinstance(x, dict):
+    items = [(f"{k!r}: ", v) for k, v in x.items()]
+    open_, close = "{", "}"
+  else:
+    return type(x).__name__
+  flat = open_ + ", ".join(k + _spec(v, 0, 10**9) for k, v in items) + close
+  if indent + len(flat) <= width or not items:
+    return flat
+  pad = " " * (indent + 2)
+  inner = [pad + k + _spec(v, indent + 2, width - len(k)) + ","
+           for k, v in items]
+  return "\n".join([open_, *inner, " " * indent + close.lstrip(",")])
 
 
-def state_of(name: str) -> str | None:
-  """The structure of ``gradtx.<name>(...).init(params)`` for params
-  ``f32[3]``, the factory built with its defaults and a learning rate of
-  0.1 where one is required; None when it cannot be built that way."""
+# Values for the required arguments when a factory is built to show its
+# state: (value, how the entry shows it), by argument name. An argument
+# annotated as a transform gets INNER.
+FILL = {"learning_rate": (0.1, "0.1"), "key": (0, "0"),
+        "every_k_schedule": (4, "4"), "max_consecutive_errors": (5, "5"),
+        "max_linesearch_steps": (15, "15"),
+        "max_backtracking_steps": (15, "15"), "mask": (True, "True")}
+INNER = "gradtx.sgd(0.1, momentum=0.9)"
+
+
+def state_of(name: str) -> tuple[str, str] | None:
+  """``(call, structure)``: how ``gradtx.<name>`` was built, and the
+  structure of its ``init(params)`` for params ``f32[3]`` (from
+  ``jax.eval_shape``). The factory gets its defaults and ``FILL``'s values;
+  None when it cannot be built that way."""
   try:
     import inspect  # noqa: PLC0415
 
@@ -284,21 +315,27 @@ def state_of(name: str) -> str | None:
     factory = getattr(gradtx, name)
     if inspect.isclass(factory) and factory is not gradtx.MultiSteps:
       return None
-    kwargs = {}
+    kwargs, shown = {}, []
     for p in inspect.signature(factory).parameters.values():
-      if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL,
-                                                 p.VAR_KEYWORD):
-        continue
-      if p.name == "learning_rate":
-        kwargs[p.name] = 0.1
-      else:
+      if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+        return None  # a combinator: its state is its members'
+      if p.default is p.empty and "GradientTransformation" in str(
+          p.annotation):
+        kwargs[p.name] = eval(INNER, {"gradtx": gradtx})  # noqa: S307
+        shown.append(f"{p.name}={INNER}")
+      elif p.name in FILL and (p.default is p.empty or (
+          p.name == "key" and p.default is None)):
+        kwargs[p.name], text = FILL[p.name]
+        shown.append(f"{p.name}={text}")
+      elif p.default is p.empty:
         return None
     tx = factory(**kwargs)
     if not isinstance(tx, gradtx.GradientTransformation):
       tx = getattr(tx, "gradient_transformation", lambda: None)()
       if not isinstance(tx, gradtx.GradientTransformation):
         return None
-    return _spec(jax.eval_shape(tx.init, jnp.zeros(3, jnp.float32)))
+    structure = _spec(jax.eval_shape(tx.init, jnp.zeros(3, jnp.float32)))
+    return f"gradtx.{name}({', '.join(shown)})", structure
   except Exception:  # noqa: BLE001  (any failure: the entry goes without)
     return None
 
@@ -314,7 +351,8 @@ def _source_url(repo_url: str, module: str, line: int | None) -> str:
 
 
 def _entry(ident: str, module: str, repo_url: str,
-           state: str | None = None, state_classes: tuple = ()) -> list[str]:
+           state: tuple[str, str] | None = None,
+           state_classes: tuple = ()) -> list[str]:
   short = ident.rsplit(".", 1)[-1]
   line = definitions(module).get(short, (None,))[0]
   out = [f"::: {ident}", ""]
@@ -323,9 +361,10 @@ def _entry(ident: str, module: str, repo_url: str,
     links = ", ".join(f"[`{c}`][gradtx.{c}]" for c in states)
     out += [f"**State:** {links}.", ""]
   if state:
-    out += ["**State**, built with its defaults for params `f32[3]` "
-            "(`jax.eval_shape(tx.init, params)`):", "",
-            "```text", state, "```", ""]
+    call, structure = state
+    out += [f"**State** of `tx = {call}` for params `f32[3]`, as "
+            "`jax.eval_shape(tx.init, params)` gives it:", "",
+            "```text", structure, "```", ""]
   path = _module_path(module).relative_to(ROOT).as_posix()
   out += [f"[Source: `{path}`]({_source_url(repo_url, module, line)})"
           "{ .gradtx-source }", "", "---", ""]
@@ -353,9 +392,7 @@ def api_pages(repo_url: str, with_state: bool = True) -> dict[str, str]:
         body += [blurb, ""]
       for name in names:
         classes = tuple(attached.get(name, ()))
-        state = None
-        if with_state and not any(c.endswith("State") for c in classes):
-          state = state_of(name)
+        state = state_of(name) if with_state else None
         body += _entry(f"gradtx.{name}", modules[name], repo_url, state,
                        classes)
         category_of[name] = page
@@ -500,25 +537,6 @@ def gallery_index() -> str:
 # The Performance page's tables
 
 
-# What each row of benchmarks/results.json measures, by its "optimizer".
-BENCH_ROWS = {
-    "adam": "`gradtx.adam(1e-3)` against `optax.adam(1e-3)`.",
-    "adamw": "`gradtx.adamw` against `optax.adamw`, weight decay 1e-4.",
-    "sgd": "`gradtx.sgd(1e-3)` (no momentum) against `optax.sgd(1e-3)`.",
-    "amsgrad": "`gradtx.amsgrad` against `optax.amsgrad`: a third array, "
-               "the running maximum of the second moment.",
-    "radam": "`gradtx.radam` against `optax.radam`.",
-    "adabound": "`gradtx.adabound` against `optax.adam` (optax has no "
-                "AdaBound): the price of the bounds.",
-    "adam_bf16": "`gradtx.adam` with bfloat16 `mu` and `nu` against "
-                 "`optax.adam` with float32 moments: half the state.",
-    "adam_mu_bf16": "`gradtx.adam(mu_dtype=bfloat16)` against "
-                    "`optax.adam(mu_dtype=bfloat16)`.",
-    "adam_flat": "`gradtx.flatten(gradtx.adam(1e-3), max_leaf_size=2**14)` "
-                 "against `optax.adam`: small leaves concatenated.",
-}
-
-
 def _cell(v: Any) -> str:
   if isinstance(v, float):
     return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
@@ -562,6 +580,43 @@ def _machine(m: dict) -> list[str]:
   return ["| | |", "|---|---|", *out] if out else []
 
 
+_STEP_KEYS = ("tree", "optimizer", "gradtx_ms", "optax_ms", "ratio",
+              "gradtx_compile_s", "optax_compile_s",
+              "gradtx_state_bytes_per_param")
+
+
+def _step_tables(results: list[dict], trees: dict) -> list[str]:
+  """benchmarks/bench.py's rows, a table per tree, narrow enough for the
+  page (the row's meaning is in the list below the tables)."""
+  out = ["Step time of gradtx against optax on the same tree (median over "
+         "interleaved pairs; a ratio below 1: gradtx faster), compile "
+         "time, and optimizer state bytes per parameter. A `*` marks an "
+         "optax baseline compiled once and reused for several rows.", ""]
+  for tree in dict.fromkeys(r["tree"] for r in results):
+    info = trees.get(tree, {})
+    what = info.get("description", "")
+    size = (f" ({info['leaves']} leaves, {info['params']:,} params)"
+            if "leaves" in info and "params" in info else "")
+    out += [f"#### `{tree}`: {what}{size}", "",
+            "| row | gradtx ms | optax ms | ratio | compile s, gradtx / "
+            "optax | state B/param, gradtx / optax |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+      if r["tree"] != tree:
+        continue
+      reused = "*" if r.get("optax_compile_reused_from") else ""
+      state = f"{r['gradtx_state_bytes_per_param']:.1f}"
+      if "optax_state_bytes_per_param" in r:
+        state += f" / {r['optax_state_bytes_per_param']:.1f}"
+      out.append(
+          f"| `{r['optimizer']}` | {r['gradtx_ms']:.2f} | "
+          f"{r['optax_ms']:.2f} | {r['ratio']:.3f} | "
+          f"{r['gradtx_compile_s']:.2f} / {r['optax_compile_s']:.2f}"
+          f"{reused} | {state} |")
+    out.append("")
+  return out
+
+
 def benchmark_section(path: pathlib.Path) -> list[str]:
   data = json.loads(path.read_text())
   rel = path.relative_to(ROOT).as_posix()
@@ -572,24 +627,25 @@ def benchmark_section(path: pathlib.Path) -> list[str]:
           f"Measured on {when}"
           + (f", {machine.get('backend')} backend" if "backend" in machine
              else "") + ".", ""]
-  if data.get("markdown_table"):
-    out += ["Step time of gradtx against optax on the same tree "
-            "(median over interleaved pairs; ratio below 1: gradtx faster), "
-            "compile time, and optimizer state bytes per parameter. A `*` "
-            "marks a baseline compiled once and reused.", "",
-            data["markdown_table"].strip(), ""]
-  elif isinstance(data.get("results"), list) and data["results"]:
-    out += _generic_table(data["results"]) + [""]
+  results = [r for r in data.get("results", []) if isinstance(r, dict)]
+  if results and all(k in r for r in results for k in _STEP_KEYS):
+    out += _step_tables(results, data.get("trees") or {})
+  elif results:
+    out += _generic_table(results) + [""]
   if data.get("markdown_bound_table"):
     out += ["The `bound` rows: gradtx.adam against the same Adam step "
             "written by hand as one expression over one flat buffer, and "
             "the memory bandwidth each reaches.", "",
             data["markdown_bound_table"].strip(), ""]
-  rows = {r.get("optimizer") for r in data.get("results", [])
-          if isinstance(r, dict)}
-  meanings = [f"- `{k}`: {v}" for k, v in BENCH_ROWS.items() if k in rows]
+  # What each row compares, as the benchmark recorded it.
+  meanings = {}
+  for r in results:
+    if {"optimizer", "label", "optax_baseline"} <= set(r):
+      meanings.setdefault(r["optimizer"], (
+          f"- `{r['optimizer']}`: gradtx's {_cell(r['label'])} against "
+          f"{_cell(r['optax_baseline'])}."))
   if meanings:
-    out += ["What the rows compare:", "", *meanings, ""]
+    out += ["What the rows compare:", "", *meanings.values(), ""]
   trees = data.get("trees")
   if isinstance(trees, dict) and trees:
     out += ["The trees:", "", "| tree | what | leaves | params |",

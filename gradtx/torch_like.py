@@ -926,8 +926,8 @@ def Adagrad(lr: base.ScalarOrSchedule = 1e-2, lr_decay: float = 0,
   Args:
     lr: the learning rate :math:`\eta`, a number or a schedule of the step
       count (torch's ``lr_scheduler``).
-    lr_decay: :math:`\delta`: step ``t`` (from 1) uses ``lr / (1 + (t - 1)
-      * lr_decay)``.
+    lr_decay: :math:`\delta`: step ``t`` (from 1) uses the learning rate
+      ``lr / (1 + (t - 1) * lr_decay)``.
     weight_decay: :math:`\lambda`, the L2 penalty added to the gradient
       (``g + weight_decay * param``); 0 turns it off. Needs ``params`` in
       ``update``.
