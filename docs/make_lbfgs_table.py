@@ -269,7 +269,7 @@ def solve(w, maxiter):
 w, state, steps = solve(jnp.zeros(10), 500)   # one compilation, any maxiter
 ```
 
-`examples/lbfgs_fit.py` fits logistic regression and a small MLP on
+[`examples/lbfgs_fit.py`](examples/lbfgs_fit.md) fits logistic regression and a small MLP on
 scikit-learn's digits the same way. The line searches are
 `gradtx.scale_by_zoom_linesearch` (Nocedal & Wright, Algorithms 3.5-3.6)
 and `gradtx.scale_by_backtracking_linesearch` (Armijo); pass either as
@@ -312,7 +312,7 @@ The problems (all in `docs/make_lbfgs_table.py`):
   (1797 images, pixels scaled to [0, 1]), weights `(64, 10)` and biases
   `(10,)` as a dict of arrays, mean cross-entropy plus `1e-3/2 ||W||^2`.
 
-Regenerate with `python docs/make_lbfgs_table.py`; `tests/test_lbfgs.py`
+Regenerate with `python docs/make_lbfgs_table.py`; [`tests/test_lbfgs.py`](https://github.com/gradtx/gradtx/blob/main/tests/test_lbfgs.py)
 runs the same solves and checks that gradtx reaches scipy's minimum with a
 gradient norm below 1e-6 and at most twice scipy's evaluations.
 """
