@@ -315,7 +315,7 @@ def test_no_bullet_is_merged_into_a_paragraph(site):
   for page in _pages(site):
     for para in re.findall(r"<p>(.*?)</p>", page.read_text(), re.S):
       text = html.unescape(re.sub(r"<[^>]+>", "", para))
-      if re.search(r"\n\s*[-*] \S", text):
+      if re.search(r"\n\s*[-*+] \S", text):
         merged.append((page.relative_to(site).as_posix(), text[:80]))
   assert not merged, merged
 
