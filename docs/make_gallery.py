@@ -41,15 +41,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 saved = []
+prefix, script = sys.argv[1], sys.argv[2]
 def save_all(*args, **kwargs):
   for num in plt.get_fignums():
     fig = plt.figure(num)
-    path = f"{sys.argv[1]}-{len(saved) + 1}.png"
+    path = f"{prefix}-{len(saved) + 1}.png"
     fig.savefig(path, dpi=96, metadata={"Software": None})
     saved.append(path)
     plt.close(fig)
 plt.show = save_all
-script = sys.argv[2]
 sys.argv = [script]
 try:
   runpy.run_path(script, run_name="__main__")

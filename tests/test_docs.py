@@ -404,3 +404,33 @@ def test_a_second_results_file_gets_a_generic_table(tmp_path, monkeypatch):
   assert "| tree | optimizer | step_ms | flops |" in md
   assert "| gpt2 | adam | 1.25 |  |" in md
   assert "tpu backend" in md
+
+
+def test_the_gallery_records_what_a_script_prints_and_draws(tmp_path,
+                                                           monkeypatch):
+  gallery = _load("gradtx_docs_make_gallery", DOCS / "make_gallery.py")
+  examples = tmp_path / "examples"
+  examples.mkdir()
+  (examples / "plot.py").write_text(
+      '"""Draws a line."""\n'
+      "import matplotlib.pyplot as plt\n"
+      "print('hello from plot')\n"
+      "plt.plot([0, 1], [1, 0])\n"
+      "plt.show()\n"
+      "plt.figure()\n")  # left open: saved too
+  monkeypatch.setattr(gallery, "ROOT", tmp_path)
+  monkeypatch.setattr(gallery, "EXAMPLES", examples)
+  monkeypatch.setattr(gallery, "GALLERY", tmp_path / "gallery")
+  (tmp_path / "gallery").mkdir()
+  record = gallery.record("plot")
+  assert record["output"] == "hello from plot\n"
+  assert record["figures"] == ["plot-1.png", "plot-2.png"]
+  assert record["sha256"] == gallery.digest(examples / "plot.py")
+  # A page from the record; a changed script gets a warning instead.
+  monkeypatch.setattr(hooks, "ROOT", tmp_path)
+  monkeypatch.setattr(hooks, "GALLERY", tmp_path / "gallery")
+  page = hooks.gallery_page("plot", "https://example.org/repo")
+  assert "hello from plot" in page and "../gallery/plot-2.png" in page
+  (examples / "plot.py").write_text("print('changed')\n")
+  page = hooks.gallery_page("plot", "https://example.org/repo")
+  assert "No recorded output" in page and "hello from plot" not in page
