@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import html
 import json
 import logging
 import os
@@ -259,7 +258,7 @@ def _spec(x: Any, indent: int = 0, width: int = 72) -> str:
   """A pytree of ``jax.ShapeDtypeStruct`` as text: ``f32[3]`` for an
   array, ``Name(field=...)`` for a NamedTuple; one line when it fits in
   ``width``, else one member a line."""
-  import jax  # noqa: PLC0415
+  import jax
   if isinstance(x, jax.ShapeDtypeStruct):
     if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
       return f"key[{','.join(map(str, x.shape))}]"
@@ -297,7 +296,8 @@ FILL = {"learning_rate": (0.1, "0.1"), "key": (0, "0"),
         "every_k_schedule": (4, "4"), "max_consecutive_errors": (5, "5"),
         "max_linesearch_steps": (15, "15"),
         "max_backtracking_steps": (15, "15"), "mask": (True, "True")}
-INNER = "gradtx.sgd(0.1, momentum=0.9)"
+INNER = ("gradtx.sgd(0.1, momentum=0.9)",
+         lambda gradtx: gradtx.sgd(0.1, momentum=0.9))
 
 
 def state_of(name: str) -> tuple[str, str] | None:
@@ -306,12 +306,12 @@ def state_of(name: str) -> tuple[str, str] | None:
   ``jax.eval_shape``). The factory gets its defaults and ``FILL``'s values;
   None when it cannot be built that way."""
   try:
-    import inspect  # noqa: PLC0415
+    import inspect
 
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
-    import gradtx  # noqa: PLC0415
+    import gradtx
     factory = getattr(gradtx, name)
     if inspect.isclass(factory) and factory is not gradtx.MultiSteps:
       return None
@@ -321,8 +321,8 @@ def state_of(name: str) -> tuple[str, str] | None:
         return None  # a combinator: its state is its members'
       if p.default is p.empty and "GradientTransformation" in str(
           p.annotation):
-        kwargs[p.name] = eval(INNER, {"gradtx": gradtx})  # noqa: S307
-        shown.append(f"{p.name}={INNER}")
+        kwargs[p.name] = INNER[1](gradtx)
+        shown.append(f"{p.name}={INNER[0]}")
       elif p.name in FILL and (p.default is p.empty or (
           p.name == "key" and p.default is None)):
         kwargs[p.name], text = FILL[p.name]
@@ -336,7 +336,7 @@ def state_of(name: str) -> tuple[str, str] | None:
         return None
     structure = _spec(jax.eval_shape(tx.init, jnp.zeros(3, jnp.float32)))
     return f"gradtx.{name}({', '.join(shown)})", structure
-  except Exception:  # noqa: BLE001  (any failure: the entry goes without)
+  except Exception:  # any failure: the entry goes without
     return None
 
 
