@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -407,8 +408,26 @@ def api_pages(repo_url: str, with_state: bool = True) -> dict[str, str]:
   return pages
 
 
+def summary(module: str, name: str) -> str:
+  """The first line of ``name``'s docstring in ``module``, as Markdown."""
+  path = _module_path(module)
+  if not path.exists():
+    return ""
+  for node in ast.parse(path.read_text()).body:
+    if (isinstance(node, (ast.FunctionDef, ast.ClassDef))
+        and node.name == name):
+      doc = (ast.get_docstring(node) or "").strip()
+      first = doc.split("\n\n")[0].replace("\n", " ")
+      first = re.sub(r":math:`([^`]+)`", r"$\1$", first)
+      first = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", first)
+      first = re.sub(r"``([^`]+)``", r"`\1`", first)
+      return first.replace("|", "\\|")
+  return ""
+
+
 def index_page(category_of: dict[str, str], uncategorised: list[str]) -> str:
-  names = [n for n, _ in public_names()]
+  names = public_names()
+  modules = dict(names)
   out = [
       "# API reference",
       "",
@@ -421,16 +440,20 @@ def index_page(category_of: dict[str, str], uncategorised: list[str]) -> str:
       "",
       "Each entry gives the signature, every argument with its type and "
       "default, what the function returns, the state the transform keeps "
-      "(its state class, or the structure `init` returns), an example and "
+      "(its state class, and the structure `init` returns), an example and "
       "a link to the source.",
       "",
   ]
   for page, (title, _, _) in API_PAGES.items():
-    members = sorted(n for n, p in category_of.items() if p == page)
+    members = sorted((n for n, p in category_of.items() if p == page),
+                     key=str.lower)
     if not members:
       continue
-    out += [f"## [{title}]({page})", "",
-            ", ".join(f"[`{n}`][gradtx.{n}]" for n in members), ""]
+    out += [f"## [{title}]({page})", "", "| name | summary |", "|---|---|"]
+    # The id keeps links to api/gradtx.md#gradtx.NAME working.
+    out += [f"| [`{n}`][gradtx.{n}]{{ #gradtx.{n} }} | "
+            f"{summary(modules[n], n)} |" for n in members]
+    out.append("")
   if uncategorised:
     out += ["## Not yet in a category", "",
             "docs/hooks.py's `API_PAGES` does not place these names:", "",
