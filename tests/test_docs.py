@@ -200,6 +200,23 @@ def missing_args() -> dict[str, list[str]]:
   return out
 
 
+def test_no_docstring_describes_an_argument_its_signature_lacks():
+  # Docstrings that drift from signatures: a renamed or removed argument
+  # still described.
+  stale = {}
+  for prefix, module in (("gradtx", gradtx), ("gradtx.torch_like",
+                                                torch_like)):
+    for name in module.__all__:
+      obj = getattr(module, name)
+      if not callable(obj) or not _signature_params(obj):
+        continue
+      extra = documented_args(inspect.getdoc(obj) or "") - set(
+          _signature_params(obj))
+      if extra:
+        stale[f"{prefix}.{name}"] = sorted(extra)
+  assert not stale, f"documented but not in the signature: {stale}"
+
+
 def test_documented_args_reads_google_sections():
   doc = inspect.cleandoc("""Summary.
 
