@@ -11,15 +11,22 @@ Figures:
 
 * ``sgd.png``, ``adaptive.png``, ``adam.png``, ``wrappers.png``: a family of
   optimizers on an ill-conditioned quadratic ravine and on Rosenbrock's
-  function, trajectories and loss against the step;
-* ``schedules.png``: the schedules;
+  function, 2x2: trajectories above, loss against the step below;
+* ``schedules.png``: the schedules, one panel a row;
 * ``lr_find.png``: ``gradtx.lr_find`` on a small classifier, with its
   ``plot()``.
+
+They are drawn for the page: 690 px wide as shown (the width of the text
+column), saved at twice that for sharp screens, with no text under 8.5 pt
+(11 px as shown) and the Okabe-Ito colour-blind-safe palette.
+``text_sizes.json`` records, per figure, the smallest text found on it,
+in pixels at the width shown; ``tests/test_docs.py`` checks it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 
 import jax
@@ -28,12 +35,54 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
+import matplotlib.lines  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.text  # noqa: E402
 
 import gradtx  # noqa: E402
 
+# The width of the page's text column, in CSS pixels, and the figures' width:
+# a figure is drawn at this width, so its text is shown at the size it is
+# drawn; it is saved at twice the resolution for sharp screens.
+SHOWN_WIDTH_PX = 690
+WIDTH_IN = SHOWN_WIDTH_PX / 96
 # PNGs without a timestamp or version, so the same inputs give the same bytes.
-SAVE = dict(dpi=96, metadata={"Software": None})
+SAVE = dict(dpi=192, metadata={"Software": None})
+
+# Okabe & Ito (2008), "Color universal design": distinguishable with any of
+# the common colour-vision deficiencies. Yellow is left out (too pale on
+# white).
+OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00",
+             "#56B4E9", "#000000"]
+SMALL = 8.5  # points: 11.3 px at 96 px per inch
+plt.rcParams.update({
+    "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
+    "font.size": 9.5,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9.5,
+    "xtick.labelsize": SMALL,
+    "ytick.labelsize": SMALL,
+    "legend.fontsize": SMALL,
+    "legend.framealpha": 0.9,
+})
+
+TEXT_SIZES: dict[str, dict] = {}
+
+
+def save(fig, out: pathlib.Path, name: str) -> None:
+  """Saves ``fig`` as ``name.png`` and records its smallest text, in CSS
+  pixels at the width the page shows it."""
+  fig.canvas.draw()
+  sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text)
+           if t.get_visible() and t.get_text().strip()]
+  shown = min(SHOWN_WIDTH_PX, fig.get_figwidth() * 96)
+  # A point is 1/72 inch; the figure is fig_width inches across `shown` px.
+  px_per_pt = shown / (fig.get_figwidth() * 72)
+  TEXT_SIZES[name] = {"smallest_text_pt": min(sizes),
+                      "smallest_text_px": round(min(sizes) * px_per_pt, 2),
+                      "shown_width_px": round(shown)}
+  fig.savefig(out / f"{name}.png", **SAVE)
+  plt.close(fig)
 
 
 # --------------------------------------------------------------------------
@@ -145,36 +194,43 @@ def run(label: str, spec: tuple) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def family_figure(family: str, out: pathlib.Path) -> None:
-  fig, axes = plt.subplots(1, 3, figsize=(14, 3.9),
-                           gridspec_kw=dict(width_ratios=[1.4, 1.0, 1.1]))
+  """2x2: the trajectories on each problem above, their losses below."""
+  fig, axes = plt.subplots(2, 2, figsize=(WIDTH_IN, 6.4),
+                           gridspec_kw=dict(height_ratios=[1.15, 1.0]))
   family_specs = FAMILIES[family]
   runs = {label: run(label, spec) for label, spec in family_specs.items()}
+  styles = ["-", "--", "-.", ":"]
   for k, (name, prob) in enumerate(PROBLEMS.items()):
-    ax = axes[k]
+    ax, loss_ax = axes[0, k], axes[1, k]
     x0, x1, y0, y1 = prob["box"]
     xs, ys = np.meshgrid(np.linspace(x0, x1, 160), np.linspace(y0, y1, 120))
     zs = np.asarray(prob["loss"](np.stack([xs, ys])))
-    ax.contour(xs, ys, np.log1p(zs), levels=18, colors="0.75",
+    ax.contour(xs, ys, np.log1p(zs), levels=18, colors="0.8",
                linewidths=0.6)
-    ax.plot(*prob["minimum"], marker="*", color="k", markersize=10, zorder=5)
+    ax.plot(*prob["minimum"], marker="*", color="k", markersize=9, zorder=5)
     for i, (label, result) in enumerate(runs.items()):
       ps, values = result[name]
-      lr = family_specs[label][1 + k]
-      ax.plot(ps[:, 0], ps[:, 1], lw=1.3, color=f"C{i}",
-              label=f"{label}, lr {lr:g}")
-      axes[2].semilogy(np.maximum(values, 1e-12), color=f"C{i}",
-                       ls="-" if k else ":", label=label if k else None)
+      ax.plot(ps[:, 0], ps[:, 1], lw=1.4, color=OKABE_ITO[i],
+              ls=styles[i % len(styles)])
+      loss_ax.semilogy(np.maximum(values, 1e-12), lw=1.4,
+                       color=OKABE_ITO[i], ls=styles[i % len(styles)])
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    ax.set_title(f"{prob['title']}, {prob['steps']} steps", fontsize=10)
-    ax.legend(fontsize=7, loc=prob["legend"])
-  axes[2].set_xlabel("step")
-  axes[2].set_ylabel("loss (dotted: ravine, solid: Rosenbrock)", fontsize=8)
-  axes[2].set_ylim(1e-10, 1e3)
-  axes[2].set_title("loss", fontsize=10)
-  fig.tight_layout()
-  fig.savefig(out / f"{family}.png", **SAVE)
-  plt.close(fig)
+    ax.set_title(prob["title"])
+    loss_ax.set_title(f"loss on {name}, {prob['steps']} steps")
+    loss_ax.set_xlabel("step")
+    loss_ax.set_ylim(1e-10, 1e3)
+  # One legend for the four panels, above them: label, then the learning
+  # rate on each problem.
+  handles = [matplotlib.lines.Line2D([], [], color=OKABE_ITO[i], lw=1.6,
+                                     ls=styles[i % len(styles)])
+             for i in range(len(runs))]
+  labels = [f"{label} (lr {spec[1]:g} / {spec[2]:g})"
+            for label, spec in family_specs.items()]
+  fig.legend(handles, labels, loc="upper center", ncol=2,
+             bbox_to_anchor=(0.5, 1.0), frameon=False)
+  fig.tight_layout(rect=(0, 0, 1, 0.93))
+  save(fig, out, family)
 
 
 # --------------------------------------------------------------------------
@@ -227,19 +283,20 @@ def schedules_figure(out: pathlib.Path) -> None:
   # Every schedule over every step, in one compiled function.
   flat = [s for schedules in panels.values() for s in schedules.values()]
   values = iter(jax.jit(lambda k: [jax.vmap(s)(k) for s in flat])(steps))
-  fig, axes = plt.subplots(2, 2, figsize=(12, 6.5), sharex=True)
-  for ax, (title, schedules) in zip(axes.flat, panels.items()):
+  fig, axes = plt.subplots(len(panels), 1, figsize=(WIDTH_IN, 9.6),
+                           sharex=True)
+  for ax, (title, schedules) in zip(axes, panels.items()):
     for i, label in enumerate(schedules):
-      ax.plot(np.asarray(steps), np.asarray(next(values)), color=f"C{i}",
-              label=label, lw=1.4)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
-    ax.set_ylim(0, 1.5)
-  for ax in axes[1]:
-    ax.set_xlabel("step (count)")
+      ax.plot(np.asarray(steps), np.asarray(next(values)),
+              color=OKABE_ITO[i], ls=["-", "--", "-.", ":"][i % 4],
+              label=label, lw=1.5)
+    ax.set_title(title, loc="left")
+    # The legend beside the panel: the labels are whole calls.
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    ax.set_ylim(0, 1.25)
+  axes[-1].set_xlabel("step (count)")
   fig.tight_layout()
-  fig.savefig(out / "schedules.png", **SAVE)
-  plt.close(fig)
+  save(fig, out, "schedules")
 
 
 # --------------------------------------------------------------------------
@@ -273,14 +330,13 @@ def lr_find_figure(out: pathlib.Path) -> None:
             "b2": jnp.zeros(5)}
   result = gradtx.lr_find(loss, params, batches(), gradtx.adam, min_lr=1e-5,
                           max_lr=10.0, num_steps=200, smoothing=0.9)
-  fig, ax = plt.subplots(figsize=(7, 3.8))
+  fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))
   result.plot(ax=ax)
   ax.set_ylim(0, 1.3 * result.losses[0])
-  ax.set_title(f"gradtx.lr_find(loss, params, batches, gradtx.adam): "
-               f"{result.reason}", fontsize=9)
+  ax.set_title(f"gradtx.lr_find(loss, params, batches, gradtx.adam):\n"
+               f"{result.reason}")
   fig.tight_layout()
-  fig.savefig(out / "lr_find.png", **SAVE)
-  plt.close(fig)
+  save(fig, out, "lr_find")
 
 
 def main(argv=None) -> None:
@@ -294,6 +350,8 @@ def main(argv=None) -> None:
     family_figure(family, out)
   schedules_figure(out)
   lr_find_figure(out)
+  (out / "text_sizes.json").write_text(
+      json.dumps(TEXT_SIZES, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

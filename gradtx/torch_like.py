@@ -435,7 +435,11 @@ def scale_by_radam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
 
 
 class AddDecoupledWeightDecayState(NamedTuple):
-  """The number of updates made so far (for a learning-rate schedule)."""
+  """The number of updates made so far (for a learning-rate schedule).
+
+  Attributes:
+    count: steps taken (int32), the step the learning-rate schedule reads.
+  """
   count: jax.Array
 
 
@@ -465,6 +469,11 @@ def add_decoupled_weight_decay(learning_rate: base.ScalarOrSchedule,
     learning_rate: the learning rate of the ``scale_by_learning_rate`` that
       follows, a number or a schedule of the step count.
     weight_decay: :math:`\lambda`, a number or a schedule.
+
+  Returns:
+    A :class:`gradtx.GradientTransformation` whose state is an
+    :class:`AddDecoupledWeightDecayState`. It needs ``params`` in
+    ``update``.
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -579,6 +588,31 @@ def SGD(lr: base.ScalarOrSchedule = 1e-3, momentum: float = 0,
   Args and defaults are torch's; ``foreach``, ``differentiable`` and
   ``fused`` only at their defaults (see the module docstring).
 
+  Args:
+    lr: the learning rate :math:`\eta`, a number or a schedule of the step
+      count (torch's ``lr_scheduler``).
+    momentum: :math:`\mu`, the momentum factor in [0, 1); 0 is plain SGD.
+    dampening: :math:`\tau`, in [0, 1): the momentum buffer adds ``(1 -
+      dampening) * g`` (not on the first step, as in torch). A number, not
+      a schedule.
+    weight_decay: :math:`\lambda`, the L2 penalty added to the gradient
+      (``g + weight_decay * param``); 0 turns it off. Needs ``params`` in
+      ``update``.
+    nesterov: Nesterov momentum; needs ``momentum > 0`` and
+      ``dampening=0``.
+    maximize: maximize the objective: the gradients are negated first.
+    foreach: torch's implementation switch; only ``None`` is accepted
+      (under ``jax.jit`` XLA fuses the loop over the params).
+    differentiable: torch's autograd switch; only ``False`` is accepted
+      (every gradtx step is a pure function that ``jax.grad``
+      differentiates).
+    fused: torch's implementation switch; only ``None`` is accepted (XLA
+      fuses each step).
+
+  Returns:
+    A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
+    gradtx primitives whose state is the tuple of their states.
+
   Example:
     >>> import gradtx, jax.numpy as jnp
     >>> from gradtx import torch_like as tl
@@ -674,6 +708,36 @@ def Adam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
   Args and defaults are torch's; ``foreach``, ``capturable``,
   ``differentiable`` and ``fused`` only at their defaults.
 
+  Args:
+    lr: the learning rate :math:`\eta`, a number or a schedule of the step
+      count (torch's ``lr_scheduler``).
+    betas: ``(beta1, beta2)``, the decay rates of the first and second
+      moments, each in [0, 1).
+    eps: :math:`\epsilon`, added to the denominator for numerical
+      stability.
+    weight_decay: :math:`\lambda`, the L2 penalty added to the gradient
+      (``g + weight_decay * param``); 0 turns it off. Needs ``params`` in
+      ``update``.
+    amsgrad: keep the running maximum of the raw second moment (AMSGrad,
+      Reddi et al. 2018).
+    foreach: torch's implementation switch; only ``None`` is accepted
+      (under ``jax.jit`` XLA fuses the loop over the params).
+    maximize: maximize the objective: the gradients are negated first.
+    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
+      jitted step keeps its state on the device already).
+    differentiable: torch's autograd switch; only ``False`` is accepted
+      (every gradtx step is a pure function that ``jax.grad``
+      differentiates).
+    fused: torch's implementation switch; only ``None`` is accepted (XLA
+      fuses each step).
+    decoupled_weight_decay: apply ``weight_decay`` to the params as AdamW
+      does (a factor ``1 - lr * weight_decay``) instead of adding it to the
+      gradient.
+
+  Returns:
+    A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
+    gradtx primitives whose state is the tuple of their states.
+
   Example:
     >>> import gradtx, jax.numpy as jnp
     >>> from gradtx import torch_like as tl
@@ -716,6 +780,33 @@ def AdamW(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
   Args and defaults are torch's; ``foreach``, ``capturable``,
   ``differentiable`` and ``fused`` only at their defaults.
 
+  Args:
+    lr: the learning rate :math:`\eta`, a number or a schedule of the step
+      count (torch's ``lr_scheduler``).
+    betas: ``(beta1, beta2)``, the decay rates of the first and second
+      moments, each in [0, 1).
+    eps: :math:`\epsilon`, added to the denominator for numerical
+      stability.
+    weight_decay: :math:`\lambda`, the decoupled weight decay: the params
+      are multiplied by ``1 - lr * weight_decay`` each step (torch's
+      default 1e-2). Needs ``params`` in ``update``.
+    amsgrad: keep the running maximum of the raw second moment (AMSGrad,
+      Reddi et al. 2018).
+    maximize: maximize the objective: the gradients are negated first.
+    foreach: torch's implementation switch; only ``None`` is accepted
+      (under ``jax.jit`` XLA fuses the loop over the params).
+    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
+      jitted step keeps its state on the device already).
+    differentiable: torch's autograd switch; only ``False`` is accepted
+      (every gradtx step is a pure function that ``jax.grad``
+      differentiates).
+    fused: torch's implementation switch; only ``None`` is accepted (XLA
+      fuses each step).
+
+  Returns:
+    A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
+    gradtx primitives whose state is the tuple of their states.
+
   Example:
     >>> from gradtx import torch_like as tl
     >>> tx = tl.AdamW(lr=3e-4, weight_decay=0.05)
@@ -756,6 +847,33 @@ def RMSprop(lr: base.ScalarOrSchedule = 1e-2, alpha: float = 0.99,
 
   Args and defaults are torch's; ``capturable``, ``foreach`` and
   ``differentiable`` only at their defaults.
+
+  Args:
+    lr: the learning rate :math:`\eta`, a number or a schedule of the step
+      count (torch's ``lr_scheduler``).
+    alpha: :math:`\alpha`, the decay rate of the running average of
+      ``g**2``, in [0, 1).
+    eps: :math:`\epsilon`, added to the denominator for numerical
+      stability.
+    weight_decay: :math:`\lambda`, the L2 penalty added to the gradient
+      (``g + weight_decay * param``); 0 turns it off. Needs ``params`` in
+      ``update``.
+    momentum: :math:`\mu`, the momentum factor in [0, 1) applied to ``g /
+      d`` before the learning rate; 0 turns it off.
+    centered: divide by the running standard deviation of the gradient
+      (Graves 2013) instead of its root mean square.
+    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
+      jitted step keeps its state on the device already).
+    foreach: torch's implementation switch; only ``None`` is accepted
+      (under ``jax.jit`` XLA fuses the loop over the params).
+    maximize: maximize the objective: the gradients are negated first.
+    differentiable: torch's autograd switch; only ``False`` is accepted
+      (every gradtx step is a pure function that ``jax.grad``
+      differentiates).
+
+  Returns:
+    A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
+    gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> from gradtx import torch_like as tl
@@ -805,6 +923,31 @@ def Adagrad(lr: base.ScalarOrSchedule = 1e-2, lr_decay: float = 0,
   Args and defaults are torch's; ``foreach``, ``differentiable`` and
   ``fused`` only at their defaults.
 
+  Args:
+    lr: the learning rate :math:`\eta`, a number or a schedule of the step
+      count (torch's ``lr_scheduler``).
+    lr_decay: :math:`\delta`: step ``t`` (from 1) uses the learning rate
+      ``lr / (1 + (t - 1) * lr_decay)``.
+    weight_decay: :math:`\lambda`, the L2 penalty added to the gradient
+      (``g + weight_decay * param``); 0 turns it off. Needs ``params`` in
+      ``update``.
+    initial_accumulator_value: :math:`G_0`, the starting value of the sum
+      of squared gradients.
+    eps: :math:`\epsilon`, added to the denominator for numerical
+      stability.
+    foreach: torch's implementation switch; only ``None`` is accepted
+      (under ``jax.jit`` XLA fuses the loop over the params).
+    maximize: maximize the objective: the gradients are negated first.
+    differentiable: torch's autograd switch; only ``False`` is accepted
+      (every gradtx step is a pure function that ``jax.grad``
+      differentiates).
+    fused: torch's implementation switch; only ``None`` is accepted (XLA
+      fuses each step).
+
+  Returns:
+    A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
+    gradtx primitives whose state is the tuple of their states.
+
   Example:
     >>> from gradtx import torch_like as tl
     >>> tx = tl.Adagrad(lr=0.1, lr_decay=1e-3)
@@ -852,6 +995,29 @@ def Adadelta(lr: base.ScalarOrSchedule = 1.0, rho: float = 0.9,
   Args and defaults are torch's; ``foreach``, ``capturable`` and
   ``differentiable`` only at their defaults.
 
+  Args:
+    lr: a factor on Adadelta's step (torch's default 1.0 is the paper's
+      method), a number or a schedule.
+    rho: :math:`\rho`, the decay rate of the running averages of ``g**2``
+      and of the squared steps, in [0, 1).
+    eps: :math:`\epsilon`, added to the denominator for numerical
+      stability.
+    weight_decay: :math:`\lambda`, the L2 penalty added to the gradient
+      (``g + weight_decay * param``); 0 turns it off. Needs ``params`` in
+      ``update``.
+    foreach: torch's implementation switch; only ``None`` is accepted
+      (under ``jax.jit`` XLA fuses the loop over the params).
+    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
+      jitted step keeps its state on the device already).
+    maximize: maximize the objective: the gradients are negated first.
+    differentiable: torch's autograd switch; only ``False`` is accepted
+      (every gradtx step is a pure function that ``jax.grad``
+      differentiates).
+
+  Returns:
+    A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
+    gradtx primitives whose state is the tuple of their states.
+
   Example:
     >>> from gradtx import torch_like as tl
     >>> tx = tl.Adadelta()
@@ -897,6 +1063,35 @@ def NAdam(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
   Args and defaults are torch's; ``foreach``, ``capturable`` and
   ``differentiable`` only at their defaults.
 
+  Args:
+    lr: the learning rate :math:`\eta`, a number or a schedule of the step
+      count (torch's ``lr_scheduler``).
+    betas: ``(beta1, beta2)``, the decay rates of the first and second
+      moments, each in [0, 1).
+    eps: :math:`\epsilon`, added to the denominator for numerical
+      stability.
+    weight_decay: :math:`\lambda`, the L2 penalty added to the gradient
+      (``g + weight_decay * param``); 0 turns it off. Needs ``params`` in
+      ``update``.
+    momentum_decay: :math:`\psi`, the momentum-decay rate of NAdam's
+      schedule :math:`\mu_t = \beta_1(1 - 0.5 \cdot 0.96^{t\psi})` (torch's
+      4e-3).
+    decoupled_weight_decay: apply ``weight_decay`` to the params as AdamW
+      does (a factor ``1 - lr * weight_decay``) instead of adding it to the
+      gradient.
+    foreach: torch's implementation switch; only ``None`` is accepted
+      (under ``jax.jit`` XLA fuses the loop over the params).
+    maximize: maximize the objective: the gradients are negated first.
+    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
+      jitted step keeps its state on the device already).
+    differentiable: torch's autograd switch; only ``False`` is accepted
+      (every gradtx step is a pure function that ``jax.grad``
+      differentiates).
+
+  Returns:
+    A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
+    gradtx primitives whose state is the tuple of their states.
+
   Example:
     >>> from gradtx import torch_like as tl
     >>> tx = tl.NAdam(lr=2e-3, weight_decay=1e-2, decoupled_weight_decay=True)
@@ -941,6 +1136,32 @@ def RAdam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
   Args and defaults are torch's; ``foreach``, ``capturable`` and
   ``differentiable`` only at their defaults.
 
+  Args:
+    lr: the learning rate :math:`\eta`, a number or a schedule of the step
+      count (torch's ``lr_scheduler``).
+    betas: ``(beta1, beta2)``, the decay rates of the first and second
+      moments, each in [0, 1).
+    eps: :math:`\epsilon`, added to the denominator for numerical
+      stability.
+    weight_decay: :math:`\lambda`, the L2 penalty added to the gradient
+      (``g + weight_decay * param``); 0 turns it off. Needs ``params`` in
+      ``update``.
+    decoupled_weight_decay: apply ``weight_decay`` to the params as AdamW
+      does (a factor ``1 - lr * weight_decay``) instead of adding it to the
+      gradient.
+    foreach: torch's implementation switch; only ``None`` is accepted
+      (under ``jax.jit`` XLA fuses the loop over the params).
+    maximize: maximize the objective: the gradients are negated first.
+    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
+      jitted step keeps its state on the device already).
+    differentiable: torch's autograd switch; only ``False`` is accepted
+      (every gradtx step is a pure function that ``jax.grad``
+      differentiates).
+
+  Returns:
+    A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
+    gradtx primitives whose state is the tuple of their states.
+
   Example:
     >>> from gradtx import torch_like as tl
     >>> tx = tl.RAdam(lr=1e-3)
@@ -979,6 +1200,29 @@ def Adamax(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
 
   Args and defaults are torch's; ``foreach``, ``differentiable`` and
   ``capturable`` only at their defaults.
+
+  Args:
+    lr: the learning rate :math:`\eta`, a number or a schedule of the step
+      count (torch's ``lr_scheduler``).
+    betas: ``(beta1, beta2)``: the decay of the first moment, and of the
+      running infinity norm, each in [0, 1).
+    eps: :math:`\epsilon`, added to the denominator for numerical
+      stability.
+    weight_decay: :math:`\lambda`, the L2 penalty added to the gradient
+      (``g + weight_decay * param``); 0 turns it off. Needs ``params`` in
+      ``update``.
+    foreach: torch's implementation switch; only ``None`` is accepted
+      (under ``jax.jit`` XLA fuses the loop over the params).
+    maximize: maximize the objective: the gradients are negated first.
+    differentiable: torch's autograd switch; only ``False`` is accepted
+      (every gradtx step is a pure function that ``jax.grad``
+      differentiates).
+    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
+      jitted step keeps its state on the device already).
+
+  Returns:
+    A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
+    gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> from gradtx import torch_like as tl
@@ -1025,6 +1269,26 @@ def Rprop(lr: float = 1e-2, etas: tuple = (0.5, 1.2),
 
   Args and defaults are torch's; ``capturable``, ``foreach`` and
   ``differentiable`` only at their defaults.
+
+  Args:
+    lr: the initial step size of every entry; a number (not a schedule: it
+      is a starting value, not a rate).
+    etas: ``(etaminus, etaplus)``, the factors that shrink (``0 < etaminus
+      < 1``) and grow (``etaplus > 1``) each step size when the gradient's
+      sign flips or stays.
+    step_sizes: ``(min, max)``, the bounds of each entry's step size.
+    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
+      jitted step keeps its state on the device already).
+    foreach: torch's implementation switch; only ``None`` is accepted
+      (under ``jax.jit`` XLA fuses the loop over the params).
+    maximize: maximize the objective: the gradients are negated first.
+    differentiable: torch's autograd switch; only ``False`` is accepted
+      (every gradtx step is a pure function that ``jax.grad``
+      differentiates).
+
+  Returns:
+    A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
+    gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> from gradtx import torch_like as tl

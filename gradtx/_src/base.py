@@ -51,14 +51,25 @@ NO_PARAMS_MSG = (
 
 
 class GradientTransformation(NamedTuple):
-  """A pair of pure functions ``(init, update)``; see the module docstring."""
+  """A pair of pure functions ``(init, update)``; see the module docstring.
+
+  Attributes:
+    init: ``init(params) -> state``. Builds the transform's state (moments,
+      counters, keys) for ``params``, a pytree of arrays.
+    update: ``update(updates, state, params=None, **extra_args) ->
+      (updates, state)``. Maps this step's updates (usually the gradients)
+      and the old state to the new updates and the new state; ``params``
+      are the current params, needed by some transforms (weight decay,
+      say), and ``extra_args`` the extra inputs some transforms read (a
+      line search's ``value`` and ``value_fn``), ignored by the others.
+  """
 
   init: Callable[[Params], OptState]
   update: Callable[..., tuple[Updates, OptState]]
 
 
 class EmptyState(NamedTuple):
-  """The state of a stateless transform."""
+  """The state of a stateless transform: an empty ``NamedTuple``."""
 
 
 def init_empty_state(params: Params) -> EmptyState:
@@ -67,7 +78,11 @@ def init_empty_state(params: Params) -> EmptyState:
 
 
 def identity() -> GradientTransformation:
-  """The transform that returns its updates unchanged."""
+  """The transform that returns its updates unchanged.
+
+  Returns:
+    A :class:`GradientTransformation` whose state is :class:`EmptyState`.
+  """
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
@@ -79,7 +94,15 @@ def identity() -> GradientTransformation:
 def stateless(
     f: Callable[[Updates, Optional[Params]], Updates],
 ) -> GradientTransformation:
-  """Turns ``f(updates, params) -> updates`` into a stateless transform."""
+  """Turns ``f(updates, params) -> updates`` into a stateless transform.
+
+  Args:
+    f: a function of the whole updates tree and the params (``None`` when
+      ``update`` is called without params) returning the new updates tree.
+
+  Returns:
+    A :class:`GradientTransformation` whose state is :class:`EmptyState`.
+  """
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
@@ -91,7 +114,16 @@ def stateless(
 def stateless_with_tree_map(
     f: Callable[[Array, Optional[Array]], Array],
 ) -> GradientTransformation:
-  """Like :func:`stateless`, with ``f(update_leaf, param_leaf)`` per leaf."""
+  """Like :func:`stateless`, with ``f(update_leaf, param_leaf)`` per leaf.
+
+  Args:
+    f: a function of one update leaf and the matching param leaf (``None``
+      when ``update`` is called without params) returning the new update
+      leaf.
+
+  Returns:
+    A :class:`GradientTransformation` whose state is :class:`EmptyState`.
+  """
 
   def g(updates, params):
     if params is None:
@@ -110,6 +142,16 @@ def apply_updates(params: Params, updates: Updates) -> Params:
   keys or shapes differ from the params' raise a ``ValueError`` (a shape is
   never broadcast), and a complex update for a real param a ``TypeError``:
   the cast back would drop its imaginary part.
+
+  Args:
+    params: the current params, a pytree of arrays (``None`` leaves
+      allowed).
+    updates: the updates ``tx.update`` returned, with the params'
+      structure and shapes.
+
+  Returns:
+    The new params, ``params + updates`` leaf by leaf, with the params'
+    structure and dtypes.
   """
   paths, treedef = jax.tree_util.tree_flatten_with_path(
       params, is_leaf=lambda x: x is None)
@@ -147,6 +189,14 @@ def safe_increment(count: Array) -> Array:
 
   A counter that wrapped to ``-2**31`` would turn ``b2 ** count`` into
   ``inf`` and every bias correction into NaN after 2**31 steps.
+
+  Args:
+    count: an integer or floating-point array, usually an int32 scalar
+      step counter.
+
+  Returns:
+    ``count + 1`` in ``count``'s dtype, or the dtype's maximum where
+    ``count`` has reached it.
   """
   count = jnp.asarray(count)
   dtype = count.dtype

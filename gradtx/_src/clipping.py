@@ -13,7 +13,24 @@ from gradtx._src import validation as V
 
 
 def clip(max_delta: Any) -> base.GradientTransformation:
-  """Clips every entry of the updates to ``[-max_delta, max_delta]``."""
+  """Clips every entry of the updates to ``[-max_delta, max_delta]``.
+
+  Args:
+    max_delta: the largest magnitude an entry keeps, a non-negative number
+      (or a traced scalar). Real updates only: a complex update has no
+      interval to clip to (use :func:`clip_by_global_norm`).
+
+  Returns:
+    A stateless :class:`GradientTransformation` (its state is
+    :class:`EmptyState`).
+
+  Example:
+    >>> import gradtx, jax.numpy as jnp
+    >>> updates, _ = gradtx.clip(1.0).update(jnp.array([-3.0, 0.5, 2.0]),
+    ...                                      gradtx.EmptyState())
+    >>> print(updates)
+    [-1.   0.5  1. ]
+  """
   V.check_nonnegative("clip", "max_delta", max_delta)
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -36,6 +53,21 @@ def clip_by_global_norm(max_norm: Any) -> base.GradientTransformation:
 
   Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent neural
   networks" (ICML 2013).
+
+  Args:
+    max_norm: the largest global l2 norm the updates keep, over every leaf
+      of the tree together; a non-negative number (or a traced scalar).
+
+  Returns:
+    A stateless :class:`GradientTransformation` (its state is
+    :class:`EmptyState`).
+
+  Example:
+    >>> import gradtx, jax.numpy as jnp
+    >>> tx = gradtx.clip_by_global_norm(1.0)
+    >>> updates, _ = tx.update({"w": jnp.array([3.0, 4.0])}, tx.init(None))
+    >>> print(updates["w"])
+    [0.6 0.8]
   """
   V.check_nonnegative("clip_by_global_norm", "max_norm", max_norm)
 

@@ -106,6 +106,14 @@ def chain(*transforms: base.GradientTransformation,
   included. Extra keyword arguments given to ``update`` are forwarded to the
   members whose ``update`` accepts ``**extra_args``.
 
+  Args:
+    *transforms: the members, applied in the order given; each one's
+      output updates are the next one's input.
+
+  Returns:
+    A :class:`GradientTransformation` whose state is the tuple of the
+    members' states, in order.
+
   Example:
     >>> import gradtx, jax.numpy as jnp
     >>> tx = gradtx.chain(gradtx.clip_by_global_norm(1.0),
@@ -135,6 +143,14 @@ def chain(*transforms: base.GradientTransformation,
 def named_chain(*transforms: tuple[str, base.GradientTransformation],
                 ) -> base.GradientTransformation:
   """Like :func:`chain`, with members named: the state is a ``{name: state}``.
+
+  Args:
+    *transforms: ``(name, transform)`` pairs, applied in the order given;
+      the names (unique) key the members' states.
+
+  Returns:
+    A :class:`GradientTransformation` whose state is a dict from each name
+    to its member's state.
 
   Example:
     >>> import gradtx
