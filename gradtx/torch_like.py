@@ -472,8 +472,8 @@ def add_decoupled_weight_decay(learning_rate: base.ScalarOrSchedule,
 
   Returns:
     A :class:`gradtx.GradientTransformation` whose state is an
-    :class:`AddDecoupledWeightDecayState`. It needs ``params`` in
-    ``update``.
+      :class:`AddDecoupledWeightDecayState`. It needs ``params`` in
+      ``update``.
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -611,7 +611,7 @@ def SGD(lr: base.ScalarOrSchedule = 1e-3, momentum: float = 0,
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
-    gradtx primitives whose state is the tuple of their states.
+      gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -736,7 +736,7 @@ def Adam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
-    gradtx primitives whose state is the tuple of their states.
+      gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -805,7 +805,7 @@ def AdamW(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
-    gradtx primitives whose state is the tuple of their states.
+      gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> from gradtx import torch_like as tl
@@ -873,7 +873,7 @@ def RMSprop(lr: base.ScalarOrSchedule = 1e-2, alpha: float = 0.99,
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
-    gradtx primitives whose state is the tuple of their states.
+      gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> from gradtx import torch_like as tl
@@ -946,7 +946,7 @@ def Adagrad(lr: base.ScalarOrSchedule = 1e-2, lr_decay: float = 0,
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
-    gradtx primitives whose state is the tuple of their states.
+      gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> from gradtx import torch_like as tl
@@ -1016,7 +1016,7 @@ def Adadelta(lr: base.ScalarOrSchedule = 1.0, rho: float = 0.9,
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
-    gradtx primitives whose state is the tuple of their states.
+      gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> from gradtx import torch_like as tl
@@ -1090,7 +1090,7 @@ def NAdam(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
-    gradtx primitives whose state is the tuple of their states.
+      gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> from gradtx import torch_like as tl
@@ -1160,7 +1160,7 @@ def RAdam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
-    gradtx primitives whose state is the tuple of their states.
+      gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> from gradtx import torch_like as tl
@@ -1222,7 +1222,7 @@ def Adamax(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
-    gradtx primitives whose state is the tuple of their states.
+      gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> from gradtx import torch_like as tl
@@ -1288,7 +1288,7 @@ def Rprop(lr: float = 1e-2, etas: tuple = (0.5, 1.2),
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
-    gradtx primitives whose state is the tuple of their states.
+      gradtx primitives whose state is the tuple of their states.
 
   Example:
     >>> from gradtx import torch_like as tl

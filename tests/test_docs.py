@@ -217,6 +217,29 @@ def test_no_docstring_describes_an_argument_its_signature_lacks():
   assert not stale, f"documented but not in the signature: {stale}"
 
 
+def test_returns_sections_hold_one_item():
+  # In a Google-style Returns: section every line at the item indent starts
+  # a new item, so a description's second line must be indented further;
+  # otherwise the reference shows one return value per line.
+  split = []
+  for module in (gradtx, torch_like):
+    for name in module.__all__:
+      lines = (inspect.getdoc(getattr(module, name)) or "").splitlines()
+      for i, line in enumerate(lines):
+        m = re.match(r"^(\s*)Returns:\s*$", line)
+        if not m:
+          continue
+        indents = []
+        for body in lines[i + 1:]:
+          indent = len(body) - len(body.lstrip())
+          if not body.strip() or indent <= len(m.group(1)):
+            break
+          indents.append(indent)
+        if indents.count(indents[0]) > 1 if indents else False:
+          split.append(name)
+  assert not split, f"Returns: sections read as several items: {split}"
+
+
 def test_documented_args_reads_google_sections():
   doc = inspect.cleandoc("""Summary.
 

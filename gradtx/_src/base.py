@@ -151,7 +151,7 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 
   Returns:
     The new params, ``params + updates`` leaf by leaf, with the params'
-    structure and dtypes.
+      structure and dtypes.
   """
   paths, treedef = jax.tree_util.tree_flatten_with_path(
       params, is_leaf=lambda x: x is None)
@@ -196,7 +196,7 @@ def safe_increment(count: Array) -> Array:
 
   Returns:
     ``count + 1`` in ``count``'s dtype, or the dtype's maximum where
-    ``count`` has reached it.
+      ``count`` has reached it.
   """
   count = jnp.asarray(count)
   dtype = count.dtype

@@ -22,7 +22,7 @@ def clip(max_delta: Any) -> base.GradientTransformation:
 
   Returns:
     A stateless :class:`GradientTransformation` (its state is
-    :class:`EmptyState`).
+      :class:`EmptyState`).
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -60,7 +60,7 @@ def clip_by_global_norm(max_norm: Any) -> base.GradientTransformation:
 
   Returns:
     A stateless :class:`GradientTransformation` (its state is
-    :class:`EmptyState`).
+      :class:`EmptyState`).
 
   Example:
     >>> import gradtx, jax.numpy as jnp

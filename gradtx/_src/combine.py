@@ -112,7 +112,7 @@ def chain(*transforms: base.GradientTransformation,
 
   Returns:
     A :class:`GradientTransformation` whose state is the tuple of the
-    members' states, in order.
+      members' states, in order.
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -150,7 +150,7 @@ def named_chain(*transforms: tuple[str, base.GradientTransformation],
 
   Returns:
     A :class:`GradientTransformation` whose state is a dict from each name
-    to its member's state.
+      to its member's state.
 
   Example:
     >>> import gradtx

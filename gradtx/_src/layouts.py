@@ -128,7 +128,7 @@ def flatten(inner: base.GradientTransformation,
 
   Returns:
     A ``GradientTransformation`` whose state is ``inner``'s state over the
-    flattened layout.
+      flattened layout.
 
   Example:
     >>> import gradtx, jax.numpy as jnp
