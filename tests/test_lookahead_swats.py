@@ -155,9 +155,11 @@ def test_swats_switches_and_follows_adam_then_sgd():
                                err_msg=f"step {k}")
 
 
-def test_swats_per_leaf_switches_each_leaf_on_its_own():
+@pytest.mark.parametrize("rule", [{}, {"switch_rtol": 0.05,
+                                       "min_adam_steps": 30}])
+def test_swats_per_leaf_switches_each_leaf_on_its_own(rule):
   noise = _noisy_grads(600, seed=1)
-  tx = gradtx.swats(LR, eps=EPS, per_leaf=True)
+  tx = gradtx.swats(LR, eps=EPS, per_leaf=True, **rule)
   w = {"a": jnp.ones(6), "b": jnp.ones(6)}
   state = tx.init(w)
   step = jax.jit(lambda w, s, n: tx.update(
@@ -166,9 +168,10 @@ def test_swats_per_leaf_switches_each_leaf_on_its_own():
     u, state = step(w, state, n)
     w = gradtx.apply_updates(w, u)
   assert jax.tree.structure(state.switched) == jax.tree.structure(w)
+  assert any(map(bool, jax.tree.leaves(state.switched))), "none switched"
   # Each leaf's state is exactly that of a global SWATS run on that leaf.
   for name, sl in (("a", slice(0, 6)), ("b", slice(6, 12))):
-    solo = gradtx.swats(LR, eps=EPS)
+    solo = gradtx.swats(LR, eps=EPS, **rule)
     s1 = solo.init(jnp.ones(6))
     w1 = jnp.ones(6)
     st = jax.jit(lambda w, s, n: solo.update(A[sl] * w + n[sl], s))
