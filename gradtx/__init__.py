@@ -51,11 +51,13 @@ from gradtx._src.alias import sgd
 from gradtx._src.alias import sgdw
 from gradtx._src.base import EmptyState
 from gradtx._src.base import GradientTransformation
+from gradtx._src.base import GradientTransformationExtraArgs
 from gradtx._src.base import apply_updates
 from gradtx._src.base import identity
 from gradtx._src.base import safe_increment
 from gradtx._src.base import stateless
 from gradtx._src.base import stateless_with_tree_map
+from gradtx._src.base import with_extra_args_support
 from gradtx._src.clipping import clip
 from gradtx._src.clipping import clip_by_global_norm
 from gradtx._src.combine import chain
@@ -130,6 +132,7 @@ __all__ = (
     "EmaState",
     "EmptyState",
     "GradientTransformation",
+    "GradientTransformationExtraArgs",
     "Hyperparams",
     "InjectHyperparamsState",
     "LRFindResult",
@@ -230,6 +233,7 @@ __all__ = (
     "value_and_grad_from_state",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
+    "with_extra_args_support",
 )
 
 # Second order (gradtx._src.bfgs, newton, least_squares, minimize).

@@ -365,7 +365,6 @@ def test_nnx_optimizer_state_holds_gradtx_state():
   adam_state = optimizer.opt_state[0]
   assert isinstance(adam_state, gradtx.ScaleByAdamState)
   assert int(adam_state.count[...]) == 2
-  assert int(optimizer.opt_state[1].count[...]) == 2  # add_decayed_weights
 
 
 # --------------------------------------------------------------------------

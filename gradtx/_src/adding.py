@@ -16,7 +16,9 @@ from gradtx._src import wrappers
 
 
 class AddDecayedWeightsState(NamedTuple):
-  """The number of updates made so far (for a weight-decay schedule)."""
+  """The number of updates made so far, kept for a weight-decay schedule
+  only (a constant rate keeps ``EmptyState``, as in optax, whose name for
+  this state is ``WeightDecaySchedule``)."""
   count: jax.Array
 
 
@@ -40,18 +42,28 @@ def add_decayed_weights(weight_decay: base.ScalarOrSchedule = 0.0,
   V.check_interval("add_decayed_weights", "weight_decay", weight_decay,
                    -math.inf, math.inf, hi_closed=True)
 
+  scheduled = callable(weight_decay)
+
   def init_fn(params):
     del params
-    return AddDecayedWeightsState(count=base.zero_count())
+    if scheduled:
+      return AddDecayedWeightsState(count=base.zero_count())
+    return base.EmptyState()
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
-    new_state = AddDecayedWeightsState(count=base.safe_increment(state.count))
+    if scheduled:
+      new_state = AddDecayedWeightsState(
+          count=base.safe_increment(state.count))
+    else:
+      new_state = state
     if isinstance(weight_decay, (int, float)) and weight_decay == 0.0:
       return updates, new_state  # a constant 0 needs no params
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG.format(name="add_decayed_weights"))
-    s = T.at(weight_decay, state.count)
+    if updates is None:
+      return None, new_state  # no gradients at all: nothing to decay
+    s = T.at(weight_decay, state.count) if scheduled else weight_decay
     updates = T.leafwise(lambda g, p: (g + T.like(s, g) * p,), 1, updates,
                          params, name="add_decayed_weights",
                          params_index=0)[0]

@@ -68,6 +68,30 @@ class GradientTransformation(NamedTuple):
   update: Callable[..., tuple[Updates, OptState]]
 
 
+class GradientTransformationExtraArgs(GradientTransformation):
+  """A :class:`GradientTransformation` whose ``update`` takes any extra
+  keyword arguments (optax's type of the same name).
+
+  Every gradtx ``update`` already does; :func:`gradtx.chain` returns this
+  type, as optax's does, and :func:`with_extra_args_support` wraps any
+  transform (an optax one, say) into it.
+  """
+
+
+def with_extra_args_support(tx: GradientTransformation,
+                            ) -> GradientTransformationExtraArgs:
+  """``tx`` with an ``update`` that ignores extra keyword arguments it does
+  not take (``tx`` itself if it already is that type), as in optax."""
+  if isinstance(tx, GradientTransformationExtraArgs):
+    return tx
+
+  def update(updates, state, params=None, **extra_args):
+    del extra_args
+    return tx.update(updates, state, params)
+
+  return GradientTransformationExtraArgs(tx.init, update)
+
+
 class EmptyState(NamedTuple):
   """The state of a stateless transform: an empty ``NamedTuple``."""
 

@@ -137,7 +137,7 @@ def chain(*transforms: base.GradientTransformation,
                                extra_args)
     return updates, tuple(new_states)
 
-  return base.GradientTransformation(init_fn, update_fn)
+  return base.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 def named_chain(*transforms: tuple[str, base.GradientTransformation],
@@ -178,4 +178,4 @@ def named_chain(*transforms: tuple[str, base.GradientTransformation],
                                extra_args)
     return updates, dict(zip(names, new_states))
 
-  return base.GradientTransformation(init_fn, update_fn)
+  return base.GradientTransformationExtraArgs(init_fn, update_fn)
