@@ -31,6 +31,10 @@ REJECTED = {
     "swats": "swats",
     "swats_per_leaf": "swats",
     "lbfgs": "scale_by_lbfgs",
+    "bfgs": "scale_by_bfgs",
+    "newton": "scale_by_newton",
+    "newton_cg": "scale_by_newton_cg",
+    "levenberg_marquardt": "levenberg_marquardt",
 }
 SUPPORTED = [s for s in SPECS if s.name not in REJECTED]
 
