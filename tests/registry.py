@@ -32,6 +32,10 @@ class Spec:
       that keeps some params still on purpose).
     needs_objective: update() must be given the objective as keyword
       arguments ``value``, ``grad`` and ``value_fn`` (a line search).
+    needs_residuals: update() must be given a residual function as the
+      keyword argument ``residual_fn`` (least squares); the tests give the
+      residuals whose ``sum(r**2) / 2`` has the gradients they feed (up to
+      a constant).
   """
 
   name: str
@@ -43,6 +47,7 @@ class Spec:
   rosenbrock_steps: int = 3000
   converges: bool = True
   needs_objective: bool = False
+  needs_residuals: bool = False
 
 
 KEY = jax.random.key(0)
@@ -122,6 +127,17 @@ SPECS = [
     # second order, it gets to 1e-12 on Rosenbrock in 100 steps.
     Spec("lbfgs", lambda lr: gradtx.lbfgs(), 1.0, 1.0, needs_params=True,
          rosenbrock_tol=1e-12, rosenbrock_steps=100, needs_objective=True),
+    # Second order: step sizes from the line search or the trust region.
+    Spec("bfgs", lambda lr: gradtx.bfgs(), 1.0, 1.0, needs_params=True,
+         rosenbrock_tol=1e-12, rosenbrock_steps=100, needs_objective=True),
+    Spec("newton", lambda lr: gradtx.newton(), 1.0, 1.0, needs_params=True,
+         rosenbrock_tol=1e-12, rosenbrock_steps=50, needs_objective=True),
+    Spec("newton_cg", lambda lr: gradtx.newton_cg(), 1.0, 1.0,
+         needs_params=True, rosenbrock_tol=1e-12, rosenbrock_steps=100,
+         needs_objective=True),
+    Spec("levenberg_marquardt", lambda lr: gradtx.levenberg_marquardt(),
+         1.0, 1.0, needs_params=True, rosenbrock_tol=1e-12,
+         rosenbrock_steps=50, needs_residuals=True),
 ]
 
 BY_NAME = {s.name: s for s in SPECS}
@@ -134,8 +150,13 @@ def objective_kwargs(spec: Spec, params: Any, grads: Any) -> dict:
   NaN) give an entry flagged ``needs_objective`` the local model whose
   gradient at ``params`` is exactly ``grads``:
   ``f(x) = <grads, x - params> + |x - params|**2 / 2`` (value 0 at params).
-  Other entries get nothing.
+  Entries flagged ``needs_residuals`` get ``residual_fn(x) = x - params +
+  grads``, whose ``sum(r**2) / 2`` is that model plus a constant. Other
+  entries get nothing.
   """
+  if spec.needs_residuals:
+    return dict(residual_fn=lambda x: jax.tree.map(
+        lambda a, b, g: a - b + g, x, params, grads))
   if not spec.needs_objective:
     return {}
 

@@ -30,6 +30,10 @@ REJECTED = {
     "adam_amsgrad_rectify_bound": "bound_lr",
     "swats": "swats",
     "swats_per_leaf": "swats",
+    "bfgs": "scale_by_bfgs",
+    "newton": "scale_by_newton",
+    "newton_cg": "scale_by_newton_cg",
+    "levenberg_marquardt": "levenberg_marquardt",
 }
 SUPPORTED = [s for s in SPECS if s.name not in REJECTED]
 

@@ -34,9 +34,26 @@ Q0 = {"x": jnp.array([1.0, 1.0]), "y": jnp.array([1.0, -1.0, 0.5])}
 R0 = {"x": jnp.array([-1.2, 1.0])}
 
 
+# The residuals whose sum(r**2) / 2 is each objective above (up to a
+# factor 2 for Rosenbrock, which leaves its minimiser alone), for the
+# least-squares entries (``needs_residuals``).
+RESIDUALS = {
+    "quadratic": lambda p: {"x": jnp.sqrt(jnp.array([1.0, 10.0])) * p["x"],
+                            "y": jnp.sqrt(jnp.array([3.0, 0.5, 2.0]))
+                            * p["y"]},
+    "rosenbrock": lambda p: jnp.stack([1 - p["x"][0],
+                                       10 * (p["x"][1] - p["x"][0] ** 2)]),
+    "_wavy": lambda p, step: jax.tree.map(lambda x: jnp.sin(3.0 * x + step),
+                                          p),
+}
+
+
 def _objective(spec, f, p, g, **data):
   """What a line search reads from update(): the objective ``f`` (whose
-  gradient at ``p`` is ``g``), its value and the data it takes."""
+  gradient at ``p`` is ``g``), its value and the data it takes; or, for a
+  least-squares entry, ``f``'s residual function and the data."""
+  if spec.needs_residuals:
+    return dict(residual_fn=RESIDUALS[f.__name__], **data)
   if not spec.needs_objective:
     return {}
   return dict(value=f(p, **data), grad=g, value_fn=f, **data)

@@ -116,13 +116,16 @@ def scale_by_bfgs(scale_init_precond: bool = True,
     h = state.inv_hessian
     if scale_init_precond:
       h = jnp.where(first, gamma * jnp.eye(h.shape[0], dtype=dtype), h)
-    # H+ = H - rho (s (Hy)^T + (Hy) s^T) + (rho^2 y^T H y + rho) s s^T,
-    # eq. 6.17 multiplied out (H is symmetric).
+    # H+ = H - v (Hy)^T - (Hy) v^T + (y^T H y) v v^T + v s^T with
+    # v = rho s: eq. 6.17 multiplied out (H is symmetric), in products that
+    # stay finite when s and y are tiny (rho alone may be 1e300).
     rho = jnp.where(accept, 1 / sy, 0)
+    v = rho * s
     hy = C.matvec(h, y)
     yhy = L._dot(y, hy, dtype)
-    new_h = (h - rho * (jnp.outer(s, hy) + jnp.outer(hy, s))
-             + (rho * rho * yhy + rho) * jnp.outer(s, s))
+    new_h = (h - jnp.outer(v, hy) - jnp.outer(hy, v)
+             + yhy * jnp.outer(v, v) + jnp.outer(v, s))
+    accept = accept & jnp.all(jnp.isfinite(new_h))
     h = jnp.where(accept, new_h, h)
     stored = accept | (state.identity_scale > 0)
     if scale_init_precond:

@@ -274,7 +274,7 @@ def levenberg_marquardt(radius_factor: Any = 100.0, scaled: bool = True,
     cosine = jnp.where(rnorm > 0, cosine / jnp.where(rnorm > 0, rnorm, 1),
                        0)
     g_converged = cosine <= c(gtol)
-    u, s, vt = jnp.linalg.svd(jac / d, full_matrices=False)
+    u, s, vt = jnp.linalg.svd(jac / d[None, :], full_matrices=False)
     ur = C.matvec(u.T, r0)
     xnorm = jnp.sqrt(L._dot(d * w, d * w, dtype))
     factor = jnp.asarray(radius_factor).astype(dtype)
@@ -327,7 +327,8 @@ def levenberg_marquardt(radius_factor: Any = 100.0, scaled: bool = True,
     z0 = (jnp.zeros([], jnp.int32), radius0.astype(dtype),
           jnp.asarray(False), jnp.zeros_like(w), g_converged, value0)
     k, radius, ok, h, done, value_new = jax.lax.while_loop(cond, trial, z0)
-    h = jnp.where(ok, h, 0)
+    # Non-finite residuals stop the trials at once: a NaN step says so.
+    h = jnp.where(ok, h, jnp.where(jnp.isfinite(value0), 0, jnp.nan))
     return unravel(h), ScaleByLevenbergMarquardtState(
         count=base.safe_increment(state.count), cost=value0,
         gradient=unravel(g), step_cost=jnp.where(ok, value_new, value0),

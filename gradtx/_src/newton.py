@@ -296,6 +296,8 @@ def scale_by_newton_cg(max_cg_steps: Optional[int] = None,
 
     z0 = (jnp.zeros([], jnp.int32), zero, g, g, gg, jnp.asarray(False))
     k, d, _, _, _, negative = jax.lax.while_loop(cond, body, z0)
+    # A non-finite gradient stops CG at once; say so instead of stepping 0.
+    d = jax.tree.map(lambda x: jnp.where(jnp.isfinite(gg), x, jnp.nan), d)
     d = T.leafwise(lambda u: (u,), 1, d, name=fn)[0]
     return d, ScaleByNewtonCGState(num_hvp_evals=k,
                                    negative_curvature=negative)

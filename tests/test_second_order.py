@@ -1,0 +1,212 @@
+"""Second order: Newton's quadratic convergence and its modification where
+the Hessian is indefinite, BFGS, Newton-CG, Levenberg-Marquardt and the
+``minimize`` / ``least_squares`` drivers (their evaluation counts), and the
+errors that teach. The comparison with scipy is in
+test_second_order_scipy.py."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradtx
+
+
+def logistic(w):
+  """Strictly convex: L2-regularised logistic regression on fixed data."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(20, 3)))
+  y = jnp.where(x @ jnp.array([1.0, -2.0, 0.5]) > 0, 1.0, -1.0)
+  return jnp.mean(jnp.logaddexp(0.0, -y * (x @ w))) + 0.05 * jnp.sum(w * w)
+
+
+def _trajectory(tx, f, w, steps):
+  state = tx.init(w)
+  out = [w]
+  for _ in range(steps):
+    value, grad = jax.value_and_grad(f)(w)
+    updates, state = tx.update(grad, state, w, value=value, grad=grad,
+                               value_fn=f)
+    w = gradtx.apply_updates(w, updates)
+    out.append(w)
+  return out, state
+
+
+def test_newton_converges_quadratically_on_a_strictly_convex_problem():
+  w_star = gradtx.minimize(logistic, jnp.zeros(3), gradtx.newton(),
+                           gtol=1e-14).params
+  ws, _ = _trajectory(gradtx.newton(), logistic, jnp.array([2.0, 2.0, -2.0]),
+                      6)
+  errors = [float(jnp.linalg.norm(w - w_star)) for w in ws]
+  # The error squares at each step: e_{k+1} <= C e_k^2 with one C, until
+  # it reaches rounding.
+  pairs = [(a, b) for a, b in zip(errors, errors[1:]) if a > 1e-5]
+  assert len(pairs) >= 3, errors
+  ratios = [b / a ** 2 for a, b in pairs]
+  assert max(ratios) < 2.0, (errors, ratios)
+  # Quadratic, not linear: the error falls by more each step.
+  falls = [b / a for a, b in pairs]
+  assert all(x > y for x, y in zip(falls, falls[1:])), falls
+  assert errors[-1] < 1e-9, errors
+
+
+def saddle(w):
+  """x^2 - y^2 + y^4 / 4: a saddle at 0, minima at (0, +-sqrt 2)."""
+  return w[0] ** 2 - w[1] ** 2 + w[1] ** 4 / 4
+
+
+def test_newton_descends_where_the_hessian_is_indefinite():
+  w0 = jnp.array([1.0, 0.1])
+  assert float(jnp.linalg.eigvalsh(jax.hessian(saddle)(w0))[0]) < 0
+  # Plain Newton, H^-1 g, heads for the saddle; the modified step descends.
+  plain = w0 - jnp.linalg.solve(jax.hessian(saddle)(w0), jax.grad(saddle)(w0))
+  assert float(jnp.linalg.norm(plain)) < 0.01
+  ws, state = _trajectory(gradtx.newton(), saddle, w0, 1)
+  assert float(state[0].min_eigenvalue) < 0
+  assert float(saddle(ws[1])) < float(saddle(w0))
+  result = gradtx.minimize(saddle, w0, gradtx.newton(), gtol=1e-10)
+  np.testing.assert_allclose(np.asarray(result.params), [0.0, np.sqrt(2)],
+                             atol=1e-10)
+  assert float(result.value) == pytest.approx(-1.0, abs=1e-14)
+
+
+def test_newton_damping_shortens_the_step():
+  w = jnp.array([1.0, 1.0])
+  f = lambda w: w[0] ** 2 + 10 * w[1] ** 2
+  g = jax.grad(f)(w)
+  undamped, _ = gradtx.scale_by_newton().update(
+      g, gradtx.scale_by_newton().init(w), w, value_fn=f)
+  damped, _ = gradtx.scale_by_newton(damping=2.0).update(
+      g, gradtx.scale_by_newton().init(w), w, value_fn=f)
+  np.testing.assert_allclose(np.asarray(undamped), [1.0, 1.0])
+  np.testing.assert_allclose(np.asarray(damped), [2 / 4, 20 / 22])
+
+
+def test_newton_cg_follows_negative_curvature_downhill():
+  w0 = jnp.array([1.0, 0.1])
+  ws, state = _trajectory(gradtx.newton_cg(), saddle, w0, 1)
+  assert float(saddle(ws[1])) < float(saddle(w0))
+  result = gradtx.minimize(saddle, w0, gradtx.newton_cg(), gtol=1e-10)
+  np.testing.assert_allclose(np.asarray(result.params), [0.0, np.sqrt(2)],
+                             atol=1e-9)
+
+
+def test_newton_cg_is_matrix_free_on_a_params_tree():
+  a = jnp.arange(1.0, 7.0).reshape(2, 3)
+
+  def f(p):
+    return jnp.sum(a * (p["w"] - 1.0) ** 2) + jnp.sum((p["b"] + 2.0) ** 4)
+
+  params = {"w": jnp.zeros((2, 3)), "b": jnp.zeros(2)}
+  result = gradtx.minimize(f, params, gradtx.newton_cg(), gtol=1e-9)
+  np.testing.assert_allclose(np.asarray(result.params["w"]), 1.0, atol=1e-9)
+  np.testing.assert_allclose(np.asarray(result.params["b"]), -2.0,
+                             atol=1e-3)
+  assert int(result.num_hvp_evals) > 0
+  assert int(result.num_hess_evals) == 0
+
+
+def test_bfgs_inverse_hessian_matches_the_quadratic():
+  a = jnp.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]])
+  f = lambda w: 0.5 * w @ (a @ w) - jnp.sum(w)
+  result = gradtx.minimize(f, jnp.zeros(3), gradtx.bfgs(), gtol=1e-12)
+  np.testing.assert_allclose(np.asarray(result.params),
+                             np.linalg.solve(np.asarray(a), np.ones(3)),
+                             atol=1e-11)
+  # After the steps that explored every direction, H is A^-1 (on a
+  # quadratic, BFGS with exact-enough line searches recovers it).
+  h = result.state[0].inv_hessian
+  np.testing.assert_allclose(np.asarray(h @ a), np.eye(3), atol=5e-2)
+
+
+def test_minimize_counts_match_the_evaluations_made():
+  calls = []
+  f = lambda w: jnp.sum((w - 1.0) ** 4 + (w - 1.0) ** 2)
+
+  def counted(w):
+    jax.debug.callback(lambda: calls.append(1))
+    return f(w)
+
+  result = jax.jit(lambda w: gradtx.minimize(counted, w, gradtx.bfgs(),
+                                             gtol=1e-10))(jnp.zeros(4))
+  assert bool(result.converged)
+  assert int(result.num_fun_evals) == int(result.num_grad_evals) == len(calls)
+  assert int(result.num_steps) < int(result.num_fun_evals)
+  assert float(result.grad_norm) <= 1e-10
+
+
+def test_minimize_without_a_line_search_evaluates_each_step():
+  f = lambda w: jnp.sum((w - 3.0) ** 2)
+  result = gradtx.minimize(f, jnp.zeros(2), gradtx.sgd(0.25), max_steps=50,
+                           gtol=1e-12)
+  assert bool(result.converged)
+  assert int(result.num_fun_evals) == int(result.num_steps) + 1
+
+
+def exponential_fit(w):
+  t = jnp.linspace(0.0, 2.0, 8)
+  return w["a"] * jnp.exp(w["k"] * t) - 3.0 * jnp.exp(-0.5 * t)
+
+
+def test_levenberg_marquardt_fits_and_counts():
+  calls = []
+
+  def counted(w):
+    jax.debug.callback(lambda: calls.append(1))
+    return exponential_fit(w)
+
+  w0 = {"a": jnp.asarray(1.0), "k": jnp.asarray(0.3)}
+  result = jax.jit(lambda w: gradtx.least_squares(
+      counted, w, gradtx.levenberg_marquardt()))(w0)
+  assert bool(result.converged)
+  np.testing.assert_allclose(float(result.params["a"]), 3.0, rtol=1e-9)
+  np.testing.assert_allclose(float(result.params["k"]), -0.5, rtol=1e-9)
+  assert float(result.value) < 1e-20
+  # Each Jacobian evaluation runs the residual function once too.
+  assert int(result.num_fun_evals) + int(result.num_jac_evals) == len(calls)
+
+
+def test_levenberg_marquardt_is_scale_invariant():
+  """Marquardt's scaling: rescaling a parameter rescales its iterates."""
+  def fit(scale):
+    r = lambda w: exponential_fit({"a": w[0] * scale, "k": w[1]})
+    return gradtx.least_squares(r, jnp.array([1.0 / scale, 0.3]),
+                                gradtx.levenberg_marquardt())
+
+  one, thousand = fit(1.0), fit(1000.0)
+  assert int(one.num_fun_evals) == int(thousand.num_fun_evals)
+  np.testing.assert_allclose(float(thousand.params[0]) * 1000.0,
+                             float(one.params[0]), rtol=1e-8)
+
+
+@pytest.mark.parametrize("make", [gradtx.scale_by_newton,
+                                  gradtx.scale_by_newton_cg])
+def test_newton_needs_the_objective(make):
+  tx = make()
+  w = jnp.ones(2)
+  with pytest.raises(TypeError, match="update needs the objective.*value_fn"):
+    tx.update(w, tx.init(w), w)
+
+
+def test_levenberg_marquardt_needs_residuals():
+  tx = gradtx.levenberg_marquardt()
+  w = jnp.ones(2)
+  with pytest.raises(TypeError, match="needs the residual function"):
+    tx.update(w, tx.init(w), w)
+
+
+def test_least_squares_refuses_a_scalar_optimizer():
+  with pytest.raises(TypeError, match="least-squares transform"):
+    gradtx.least_squares(lambda w: w, jnp.ones(2), gradtx.bfgs())
+
+
+@pytest.mark.parametrize("bad,match", [
+    (lambda: gradtx.scale_by_newton(damping=-1.0), "damping"),
+    (lambda: gradtx.scale_by_newton_cg(forcing=1.0), "forcing"),
+    (lambda: gradtx.scale_by_newton_cg(max_cg_steps=0), "max_cg_steps"),
+    (lambda: gradtx.levenberg_marquardt(radius_factor=0.0), "radius_factor"),
+    (lambda: gradtx.bfgs(linesearch=3), "linesearch"),
+    (lambda: gradtx.minimize(3, jnp.ones(2), gradtx.bfgs()), "fun"),
+])
+def test_bad_arguments_say_which(bad, match):
+  with pytest.raises((TypeError, ValueError), match=match):
+    bad()
