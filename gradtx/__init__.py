@@ -76,6 +76,7 @@ from gradtx._src.lbfgs import scale_by_lbfgs
 from gradtx._src.lbfgs import scale_by_zoom_linesearch
 from gradtx._src.lbfgs import value_and_grad_from_state
 from gradtx._src.layouts import flatten
+from gradtx._src.lookahead import LookaheadParams
 from gradtx._src.lookahead import LookaheadState
 from gradtx._src.lookahead import lookahead
 from gradtx._src.lr_find import LRFindResult
@@ -83,6 +84,8 @@ from gradtx._src.lr_find import lr_find
 from gradtx._src.accumulate import ApplyIfFiniteState
 from gradtx._src.accumulate import MultiSteps
 from gradtx._src.accumulate import MultiStepsState
+from gradtx._src.accumulate import skip_large_updates
+from gradtx._src.accumulate import skip_not_finite
 from gradtx._src.accumulate import apply_if_finite
 from gradtx._src.scaling import ScaleByScheduleState
 from gradtx._src.scaling import scale
@@ -136,6 +139,7 @@ __all__ = (
     "Hyperparams",
     "InjectHyperparamsState",
     "LRFindResult",
+    "LookaheadParams",
     "LookaheadState",
     "MaskedNode",
     "MaskedState",
@@ -222,6 +226,8 @@ __all__ = (
     "sgd",
     "sgdr_schedule",
     "sgdw",
+    "skip_large_updates",
+    "skip_not_finite",
     "stateless",
     "stateless_with_tree_map",
     "swats",

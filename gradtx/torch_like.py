@@ -254,8 +254,7 @@ class ScaleByNadamState(NamedTuple):
       float dtype (float32 unless x64), as torch keeps it in its default
       dtype.
     mu: the first moment :math:`m_t` (no bias correction).
-    nu: the root of the second moment, :math:`\\sqrt{v_t}` (gradtx stores
-      second moments as roots, see :func:`gradtx.scale_by_adam`).
+    nu: the second moment :math:`v_t` (torch's ``exp_avg_sq``).
   """
   count: jax.Array
   mu_product: jax.Array
@@ -333,15 +332,15 @@ def scale_by_nadam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     mu_product = state.mu_product * mu_t.astype(state.mu_product.dtype)
     coef_g = (1 - mu_t) / (1 - mu_product)
     coef_m = mu_next / (1 - mu_product * mu_next)
-    root_bc2 = jnp.sqrt(_one_minus_pow(beta2, t))
+    bc2 = _one_minus_pow(beta2, t)
 
-    def leaf(g, m, r):
-      (c1, omc1), (c2, omc2) = T.pair(beta1, g), T.pair(beta2, r)
+    def leaf(g, m, v):
+      (c1, omc1), (c2, omc2) = T.pair(beta1, g), T.pair(beta2, v)
       m = omc1 * g + c1 * m
-      r = T.root_ema(r, g, c2, omc2)
-      denom = r / root_bc2.astype(r.dtype) + T.like(eps, r)
+      v = omc2 * T.abs_sq(g) + c2 * v
+      denom = jnp.sqrt(v / bc2.astype(v.dtype)) + T.like(eps, v)
       u = (coef_g.astype(g.dtype) * g + coef_m.astype(m.dtype) * m) / denom
-      return u, m, r
+      return u, m, v
 
     updates, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu,
                                  name=fn)
@@ -418,13 +417,14 @@ def scale_by_radam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
                     * (rho_inf / ((rho_inf - 4) * (rho_inf - 2))))
     adaptive_scale = rect * jnp.sqrt(_one_minus_pow(beta2, t))
 
-    def leaf(g, m, r):
-      (c1, omc1), (c2, omc2) = T.pair(beta1, g), T.pair(beta2, r)
+    def leaf(g, m, v):
+      (c1, omc1), (c2, omc2) = T.pair(beta1, g), T.pair(beta2, v)
       m = omc1 * g + c1 * m
-      r = T.root_ema(r, g, c2, omc2)
+      v = omc2 * T.abs_sq(g) + c2 * v
       m_hat = m / bc1.astype(m.dtype)
-      step = m_hat * adaptive_scale.astype(m.dtype) / (r + T.like(eps, r))
-      return jnp.where(adaptive, step, m_hat), m, r
+      step = (m_hat * adaptive_scale.astype(m.dtype)
+              / (jnp.sqrt(v) + T.like(eps, v)))
+      return jnp.where(adaptive, step, m_hat), m, v
 
     updates, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu,
                                  name=fn)

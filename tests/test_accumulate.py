@@ -199,7 +199,9 @@ def test_state_holds_exactly_one_accumulator():
     return sum(x.shape in shapes for x in jax.tree.leaves(tree))
 
   assert MultiStepsState._fields == ("mini_step", "gradient_step",
-                                     "inner_opt_state", "acc_grads")
+                                     "inner_opt_state", "acc_grads",
+                                     "skip_state")
+  assert s.skip_state == ()
   assert isinstance(s, MultiStepsState)
   n_params = len(jax.tree.leaves(params))
   assert param_shaped(s) - param_shaped(inner.init(params)) == n_params
@@ -430,3 +432,48 @@ def test_apply_if_finite_refuses_a_non_transform():
   with pytest.raises(TypeError, match="apply_if_finite: inner is .*not a "
                      "gradient transformation"):
     apply_if_finite(gradtx.sgd, 3)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("skip", ["not_finite", "large"])
+def test_should_skip_update_fn_matches_optax(skip, jit):
+  """optax's own skip functions and gradtx's, in either wrapper: the same
+  updates and the same state, leaf for leaf, skip_state included."""
+  import functools
+  from gradtx._src.accumulate import skip_large_updates, skip_not_finite
+  fns = {"not_finite": (optax.skip_not_finite, skip_not_finite),
+         "large": (functools.partial(optax.skip_large_updates,
+                                     max_squared_norm=50.0),
+                   functools.partial(skip_large_updates,
+                                     max_squared_norm=50.0))}[skip]
+  params = {"a": jnp.array([1.0, -2.0, 3.0])}
+  grads = [{"a": jnp.array([1.0, 2.0, -1.0]) * (i % 3 + 1)}
+           for i in range(7)]
+  grads[2] = {"a": jnp.array([jnp.nan, 1.0, 1.0])}
+  grads[4] = {"a": jnp.array([9.0, 1.0, 1.0])}
+  theirs = optax.MultiSteps(optax.adam(0.1), 2, should_skip_update_fn=fns[0],
+                            accumulator_dtype=jnp.float64)
+  for ours in (MultiSteps(gradtx.adam(0.1), 2, should_skip_update_fn=fns[0]),
+               MultiSteps(gradtx.adam(0.1), 2, True, fns[1])):
+    so, sg = theirs.init(params), ours.init(params)
+    uo_f, ug_f = ((jax.jit(theirs.update), jax.jit(ours.update)) if jit
+                  else (theirs.update, ours.update))
+    for g in grads:
+      uo, so = uo_f(g, so, params)
+      ug, sg = ug_f(g, sg, params)
+      np.testing.assert_allclose(ug["a"], uo["a"], rtol=1e-12)
+      assert ([(x.shape, x.dtype) for x in jax.tree.leaves(sg)]
+              == [(x.shape, x.dtype) for x in jax.tree.leaves(so)])
+      for x, y in zip(jax.tree.leaves(sg), jax.tree.leaves(so)):
+        np.testing.assert_allclose(x, y, rtol=1e-12)
+    assert bool(jnp.all(jnp.isfinite(sg.acc_grads["a"])))
+
+
+def test_should_skip_update_fn_must_return_a_bool_scalar():
+  ms = MultiSteps(gradtx.sgd(0.1), 2,
+                  should_skip_update_fn=lambda u, s, p: (jnp.zeros(2), ()))
+  s = ms.init({"a": jnp.ones(2)})
+  with pytest.raises(ValueError, match="must return a bool scalar"):
+    ms.update({"a": jnp.ones(2)}, s)
+  with pytest.raises(ValueError, match="should_skip_update_fn must be a"):
+    MultiSteps(gradtx.sgd(0.1), 2, should_skip_update_fn=3)

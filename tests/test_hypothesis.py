@@ -167,7 +167,10 @@ def test_float32_overflows_are_inherent():
 @given(spec=st.sampled_from(FLOAT32_RANGE),
        tree=trees(dtypes=(jnp.float32,)),
        top=st.floats(0.0, 30.0))
-def test_float32_gradients_up_to_1e30_stay_finite(spec, tree, top):
+def test_float32_gradients_up_to_1e30_put_no_nan_into_params(spec, tree,
+                                                             top):
+  # Second moments are stored as v (as in optax): beyond about 1e19, g**2
+  # overflows to Inf there and the entry's update is 0, never NaN.
   shapes, dtype, seed = tree
   rng = np.random.default_rng(seed)
   params = _values(shapes, dtype, rng, -1.0, 0.5)
@@ -177,7 +180,9 @@ def test_float32_gradients_up_to_1e30_stay_finite(spec, tree, top):
     g = _values(shapes, dtype, rng, top - 3.0, top)
     updates, state = tx.update(g, state, params,
                                **objective_kwargs(spec, params, g))
-    assert _finite(updates) and _finite(state), spec.name
+    params = gradtx.apply_updates(params, updates)
+    assert not any(bool(jnp.any(jnp.isnan(x)))
+                   for x in jax.tree.leaves((updates, params))), spec.name
 
 
 # A stateless transform that reads no params (plain sgd) cannot see a bad

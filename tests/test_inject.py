@@ -154,3 +154,120 @@ def test_gradient_with_respect_to_an_injected_decay_at_zero_is_finite():
     theirs = jax.grad(loss)(b1, optax)
     assert np.isfinite(ours), b1
     np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-12)
+
+
+# --- optax's state, stateful schedules, tree_set, nnx ------------------------
+
+
+def _paths(tree):
+  return [jax.tree_util.keystr(k) for k, _ in
+          jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def test_state_is_optax_inject_stateful_state_leaf_for_leaf():
+  kw = dict(learning_rate=small_sched, b1=0.9)
+  ours = gradtx.inject_hyperparams(gradtx.adam)(**kw)
+  theirs = optax.inject_hyperparams(optax.adam)(**kw)
+  so, st = ours.init(PARAMS), theirs.init(PARAMS)
+  assert gradtx.InjectHyperparamsState._fields == (
+      "count", "hyperparams", "hyperparams_states", "inner_state")
+  for _ in range(2):
+    assert _paths(so) == _paths(st)
+    for a, b in zip(jax.tree.leaves(so), jax.tree.leaves(st)):
+      assert (a.shape, a.dtype) == (b.shape, b.dtype)
+      np.testing.assert_allclose(a, b, rtol=1e-12)
+    _, so = ours.update(GRADS[0], so, PARAMS)
+    _, st = theirs.update(GRADS[0], st, PARAMS)
+
+
+class _LossDrivenLr:
+  """A stateful schedule driven by an extra argument: halves the rate each
+  time the loss does not improve (optax's StatefulSchedule protocol)."""
+
+  def init(self):
+    return {"lr": jnp.asarray(0.1), "best": jnp.asarray(jnp.inf)}
+
+  def update(self, state, loss=None, **extra_args):
+    better = loss < state["best"]
+    return {"lr": jnp.where(better, state["lr"], state["lr"] / 2),
+            "best": jnp.minimum(loss, state["best"])}
+
+  def __call__(self, state, **extra_args):
+    return state["lr"]
+
+
+def test_stateful_schedule_is_used_as_optax_uses_it():
+  ours = gradtx.inject_hyperparams(gradtx.sgd)(learning_rate=_LossDrivenLr())
+  theirs = optax.inject_hyperparams(optax.sgd)(learning_rate=_LossDrivenLr())
+  so, st = ours.init(PARAMS), theirs.init(PARAMS)
+  for i, loss in enumerate([3.0, 2.0, 2.5, 2.4, 1.0]):
+    uo, so = ours.update(GRADS[i], so, PARAMS, loss=jnp.asarray(loss))
+    ut, st = theirs.update(GRADS[i], st, PARAMS, loss=jnp.asarray(loss))
+    assert_close(uo, ut, rtol=1e-12)
+    assert _paths(so) == _paths(st)
+    assert_close(so, st, rtol=1e-12)
+  assert float(so.hyperparams["learning_rate"]) == 0.025
+
+
+def test_optax_tree_set_changes_the_learning_rate():
+  tx = gradtx.inject_hyperparams(gradtx.sgd)(learning_rate=0.1)
+  state = tx.init(PARAMS)
+  state = optax.tree_utils.tree_set(state, learning_rate=0.5)
+  updates, state = jax.jit(tx.update)(GRADS[0], state, PARAMS)
+  assert_close(updates, jax.tree.map(lambda g: -0.5 * g, GRADS[0]),
+               rtol=1e-12)
+  assert state.hyperparams["learning_rate"].dtype == jnp.float64
+  assert float(optax.tree_utils.tree_get(state, "learning_rate")) == 0.5
+
+
+def test_setting_a_value_keeps_its_dtype_and_the_step_compiles_once():
+  tx = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=1e-3)
+  p32 = jax.tree.map(lambda x: x.astype(jnp.float32), PARAMS)
+  state = tx.init(p32)
+  traces = []
+
+  @jax.jit
+  def step(state, g):
+    traces.append(1)
+    return tx.update(g, state, p32)
+
+  g32 = jax.tree.map(lambda x: x.astype(jnp.float32), GRADS[0])
+  _, state = step(state, g32)
+  for value in (1e-4, np.float64(2e-4), jnp.asarray(3e-4), 4):
+    state.hyperparams["learning_rate"] = value
+    assert state.hyperparams["learning_rate"].dtype == jnp.float32
+    _, state = step(state, g32)
+  assert len(traces) == 1
+
+
+def test_nnx_optimizer_learning_rate_set_between_jitted_steps():
+  """Setting the learning rate on an nnx.Optimizer's state, as the
+  docstring says: the step is traced once and lr 0 stops the params."""
+  nnx = pytest.importorskip("flax.nnx")
+  model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+  opt = nnx.Optimizer(
+      model, gradtx.inject_hyperparams(gradtx.adam)(learning_rate=1e-2),
+      wrt=nnx.Param)
+  traces = []
+  x = jnp.ones((4, 3))
+
+  @nnx.jit
+  def step(model, opt):
+    traces.append(1)
+    grads = nnx.grad(lambda m: jnp.mean(m(x) ** 2))(model)
+    opt.update(model, grads)
+
+  def kernel():
+    return np.asarray(nnx.state(model, nnx.Param)["kernel"][...])
+
+  step(model, opt)
+  before = kernel()
+  step(model, opt)
+  assert not np.array_equal(kernel(), before)
+  opt.opt_state.hyperparams["learning_rate"] = 0.0
+  before = kernel()
+  step(model, opt)
+  step(model, opt)
+  np.testing.assert_array_equal(kernel(), before)
+  assert float(opt.opt_state.hyperparams["learning_rate"][...]) == 0.0
+  assert len(traces) == 1

@@ -280,3 +280,50 @@ def test_swats_relative_rule_matches_its_formula_step_by_step():
 def test_swats_switch_rule_validation(kw, match):
   with pytest.raises(ValueError, match=match):
     gradtx.swats(1e-3, **kw)
+
+
+# --- lookahead in optax's form: LookaheadParams(fast, slow) -------------------
+
+
+@pytest.mark.parametrize("reset", [False, True])
+@pytest.mark.parametrize("own_class", [False, True],
+                         ids=["optax_params", "gradtx_params"])
+def test_lookahead_params_form_equals_optax(own_class, reset):
+  """optax's signature and LookaheadParams (optax's class or gradtx's): the
+  same params and the same state as optax's lookahead, leaf for leaf."""
+  import optax
+  theirs = optax.lookahead(optax.adam(0.1), 3, 0.5, reset)
+  ours = gradtx.lookahead(fast_optimizer=gradtx.adam(0.1), sync_period=3,
+                          slow_step_size=0.5, reset_state=reset)
+  cls = gradtx.LookaheadParams if own_class else optax.LookaheadParams
+  po = optax.LookaheadParams.init_synced(PARAMS)
+  pg = cls.init_synced(PARAMS)
+  so, sg = theirs.init(po), ours.init(pg)
+  paths = lambda t: [jax.tree_util.keystr(k) for k, _ in
+                     jax.tree_util.tree_flatten_with_path(t)[0]]
+  assert paths(sg) == paths(so)
+  step = jax.jit(ours.update)
+  for g in GRADS[:7]:
+    uo, so = theirs.update(g, so, po)
+    po = optax.apply_updates(po, uo)
+    ug, sg = step(g, sg, pg)
+    assert type(ug) is cls
+    pg = gradtx.apply_updates(pg, ug)
+    for a, b in zip(jax.tree.leaves((pg, sg)), jax.tree.leaves((po, so))):
+      np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-15)
+
+
+def test_lookahead_takes_optimizer_as_another_name():
+  a = gradtx.lookahead(optimizer=gradtx.sgd(0.1), sync_period=2)
+  b = gradtx.lookahead(gradtx.sgd(0.1), 2)
+  for x, y in zip(trajectory(a), trajectory(b)):
+    np.testing.assert_array_equal(x[1]["w"], y[1]["w"])
+  with pytest.raises(TypeError, match="pass the inner optimizer once"):
+    gradtx.lookahead(gradtx.sgd(0.1), optimizer=gradtx.sgd(0.1))
+
+
+def test_lookahead_refuses_a_change_of_params_form():
+  tx = gradtx.lookahead(gradtx.sgd(0.1), 2)
+  state = tx.init(PARAMS)
+  with pytest.raises(ValueError, match="built by init\\(\\) on plain params"):
+    tx.update(GRADS[0], state, gradtx.LookaheadParams.init_synced(PARAMS))

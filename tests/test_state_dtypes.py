@@ -28,19 +28,19 @@ def _gradtx_updates(tx):
   return out, state
 
 
-def test_bfloat16_nu_is_the_root_rounded_at_every_step():
-  """A float64 transcription: the stored root sqrt(v_t) is rounded to
+def test_bfloat16_nu_is_v_rounded_at_every_step():
+  """A float64 transcription: the stored second moment v_t is rounded to
   bfloat16 after every step, and the step reads it as stored."""
   got, state = _gradtx_updates(gradtx.adam(LR, nu_dtype=jnp.bfloat16))
   assert state[0].nu.dtype == jnp.bfloat16
   assert state[0].mu.dtype == jnp.float32
   m = np.zeros(P0.shape)
-  r = np.zeros(P0.shape)
+  v = np.zeros(P0.shape)
   for t, (g, u) in enumerate(zip(GRADS, got), start=1):
     g = g.astype(np.float64)
     m = B1 * m + (1 - B1) * g
-    r = _bf16(np.sqrt(B2 * r * r + (1 - B2) * g * g))
-    want = -LR * (m / (1 - B1 ** t)) / (r / np.sqrt(1 - B2 ** t) + EPS)
+    v = _bf16(B2 * v + (1 - B2) * g * g)
+    want = -LR * (m / (1 - B1 ** t)) / (np.sqrt(v / (1 - B2 ** t)) + EPS)
     np.testing.assert_allclose(u, want, rtol=2e-5, err_msg=f"step {t}")
 
 

@@ -67,11 +67,51 @@ class MultiStepsState(NamedTuple):
     inner_opt_state: the inner optimizer's state.
     acc_grads: the running mean (or sum) of this cycle's gradients: the one
       extra copy of the params that accumulation costs.
+    skip_state: what ``should_skip_update_fn`` returned for the last
+      mini-step (``()`` without one), for logging.
   """
   mini_step: jax.Array
   gradient_step: jax.Array
   inner_opt_state: Any
   acc_grads: Any
+  skip_state: Any = ()
+
+
+def skip_not_finite(updates: base.Updates, gradient_step: jax.Array,
+                    params: Optional[base.Params]) -> tuple:
+  """A ``should_skip_update_fn`` for :class:`MultiSteps`: skip a mini-step
+  whose gradients hold a NaN or an Inf.
+
+  Returns ``(should_skip, {"should_skip": ..., "num_not_finite": ...})``,
+  as ``optax.skip_not_finite`` does.
+  """
+  del gradient_step, params
+  num = jnp.sum(jnp.array([jnp.sum(~jnp.isfinite(x))
+                           for x in jax.tree.leaves(updates)]))
+  should_skip = num > 0
+  return should_skip, {"should_skip": should_skip, "num_not_finite": num}
+
+
+def skip_large_updates(updates: base.Updates, gradient_step: jax.Array,
+                       params: Optional[base.Params],
+                       max_squared_norm: Any) -> tuple:
+  """A ``should_skip_update_fn`` for :class:`MultiSteps` (bind
+  ``max_squared_norm`` with ``functools.partial``): skip a mini-step whose
+  gradients' squared global norm is not below ``max_squared_norm`` (a NaN
+  norm is skipped too).
+
+  Returns ``(should_skip, {"should_skip": ..., "norm_squared": ...})``, as
+  ``optax.skip_large_updates`` does.
+  """
+  del gradient_step, params
+  norm_sq = T.tree_norm_sq(updates)
+  should_skip = jnp.logical_not(norm_sq < max_squared_norm)
+  return should_skip, {"should_skip": should_skip, "norm_squared": norm_sq}
+
+
+def _never_skip(updates, gradient_step, params):
+  del updates, gradient_step, params
+  return jnp.array(False), ()
 
 
 class MultiSteps:
@@ -93,10 +133,9 @@ class MultiSteps:
   method for calculating corrected sums of squares and products",
   Technometrics 4(3), for the running mean.
 
-  Same API and state field names as ``optax.MultiSteps`` (``init``,
-  ``update``, ``has_updated``, ``inner_opt``, ``gradient_transformation()``),
-  without optax's ``should_skip_update_fn`` / ``skip_state`` (wrap the inner
-  optimizer in :func:`gradtx.apply_if_finite` instead). Differences:
+  Same API and state as ``optax.MultiSteps`` (``init``, ``update``,
+  ``has_updated``, ``inner_opt``, ``gradient_transformation()``, the state's
+  fields and leaves), so an optax checkpoint restores into it. Differences:
 
   * the state holds one accumulator and nothing else of the params' size:
     the memory cost is one copy of the params (in ``accumulator_dtype``);
@@ -116,6 +155,12 @@ class MultiSteps:
       optax) returning it, to grow the effective batch during training.
     use_grad_mean: hand the inner optimizer the mean of the ``k``
       gradients (True) or their sum (False).
+    should_skip_update_fn: ``f(updates, gradient_step, params) ->
+      (should_skip, skip_state)``, with ``should_skip`` a bool scalar: a
+      skipped mini-step returns zero updates and leaves the state as it
+      was but for ``skip_state``. :func:`gradtx.skip_not_finite` and
+      :func:`gradtx.skip_large_updates` are two such functions (as in
+      optax).
     accumulator_dtype: the dtype to accumulate in, e.g. ``jnp.float32``
       for bfloat16 params; ``None`` (the default) keeps each gradient's own
       dtype. The inner optimizer receives the result cast back to the
@@ -139,8 +184,9 @@ class MultiSteps:
 
   def __init__(self, opt: base.GradientTransformation,
                every_k_schedule: Union[int, Callable[[jax.Array], Any]],
-               use_grad_mean: bool = True, *,
-               accumulator_dtype: Optional[Any] = None):
+               use_grad_mean: bool = True,
+               should_skip_update_fn: Optional[Callable[..., tuple]] = None,
+               *, accumulator_dtype: Optional[Any] = None):
     fn = "MultiSteps"
     V.check_transform(fn, "opt", opt)
     if not callable(every_k_schedule):
@@ -159,6 +205,13 @@ class MultiSteps:
       raise ValueError(
           f"{fn}: use_grad_mean must be True (average the gradients) or "
           f"False (sum them), got {use_grad_mean=}.")
+    if should_skip_update_fn is not None and not callable(
+        should_skip_update_fn):
+      raise ValueError(
+          f"{fn}: should_skip_update_fn must be a function f(updates, "
+          f"gradient_step, params) -> (should_skip, skip_state), got "
+          f"{should_skip_update_fn!r}.")
+    self._should_skip = should_skip_update_fn or _never_skip
     self._opt = opt
     self._every_k = every_k_schedule
     self._use_grad_mean = bool(use_grad_mean)
@@ -173,17 +226,22 @@ class MultiSteps:
 
   def init(self, params: base.Params) -> MultiStepsState:
     """Zero counters, the inner state and a zero accumulator."""
+    gradient_step = base.zero_count()
+    _, skip_state = self._should_skip(T.tree_zeros_like(params),
+                                      gradient_step, params)
     return MultiStepsState(
-        mini_step=base.zero_count(), gradient_step=base.zero_count(),
+        mini_step=base.zero_count(), gradient_step=gradient_step,
         inner_opt_state=self._opt.init(params),
-        acc_grads=T.tree_zeros_like(params, self._acc_dtype))
+        acc_grads=T.tree_zeros_like(params, self._acc_dtype),
+        skip_state=skip_state)
 
   def update(self, updates: base.Updates, state: MultiStepsState,
              params: Optional[base.Params] = None, **extra_args: Any,
              ) -> tuple[base.Updates, MultiStepsState]:
     """Accumulates ``updates``; steps the inner optimizer every ``k``-th call.
 
-    Returns zero updates on the other calls.
+    Returns zero updates on the other calls, and on the calls that
+    ``should_skip_update_fn`` skips.
     """
     fn = "MultiSteps"
     if not isinstance(state, MultiStepsState):
@@ -193,6 +251,14 @@ class MultiSteps:
     i = state.mini_step
     k = T.at(self._every_k, state.gradient_step)
     mean = self._use_grad_mean
+    should_skip, skip_state = self._should_skip(updates, state.gradient_step,
+                                                params)
+    should_skip = jnp.asarray(should_skip)
+    if (should_skip.dtype, should_skip.shape) != (jnp.bool_, ()):
+      raise ValueError(
+          f"{fn}: should_skip_update_fn must return a bool scalar as its "
+          f"first result, got an array of dtype {should_skip.dtype} and "
+          f"shape {should_skip.shape}.")
 
     def fold(g, a):
       if mean:
@@ -219,11 +285,19 @@ class MultiSteps:
       return (_zero_updates_of(inner_step), state.inner_opt_state, acc,
               base.safe_increment(i), state.gradient_step)
 
+    def skip():
+      return (_zero_updates_of(inner_step), state.inner_opt_state,
+              state.acc_grads, i, state.gradient_step)
+
     emit = i + 1 >= k
-    new_updates, inner_state, acc, mini, gstep = _cond(emit, final, mid)
+    if self._should_skip is _never_skip:
+      branches = _cond(emit, final, mid)
+    else:
+      branches = _cond(should_skip, skip, lambda: _cond(emit, final, mid))
+    new_updates, inner_state, acc, mini, gstep = branches
     return new_updates, MultiStepsState(
         mini_step=mini, gradient_step=gstep, inner_opt_state=inner_state,
-        acc_grads=acc)
+        acc_grads=acc, skip_state=skip_state)
 
   def has_updated(self, state: MultiStepsState) -> jax.Array:
     """Whether the ``update`` that returned ``state`` stepped the inner opt."""

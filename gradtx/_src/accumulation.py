@@ -13,8 +13,9 @@ from gradtx._src import validation as V
 
 
 class TraceState(NamedTuple):
-  """Step count (for a momentum schedule) and the momentum buffer."""
-  count: jax.Array
+  """A step count, kept only for a ``decay`` schedule (``None`` otherwise,
+  as optax's ``TraceState`` has none), and the momentum buffer."""
+  count: Optional[jax.Array]
   trace: Any
 
 
@@ -41,7 +42,7 @@ def trace(decay: Any, nesterov: bool = False,
                                     accumulator_dtype)
 
   def init_fn(params):
-    return TraceState(count=base.zero_count(),
+    return TraceState(count=base.zero_count() if callable(decay) else None,
                       trace=T.tree_zeros_like(params, accumulator_dtype))
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -56,8 +57,8 @@ def trace(decay: Any, nesterov: bool = False,
 
     updates, new_trace = T.leafwise(leaf, 2, updates, state.trace,
                                     name="trace")
-    return updates, TraceState(count=base.safe_increment(state.count),
-                               trace=new_trace)
+    count = None if state.count is None else base.safe_increment(state.count)
+    return updates, TraceState(count=count, trace=new_trace)
 
   update_fn.gradtx_name = "trace"
   return base.GradientTransformation(init_fn, update_fn)

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 from gradtx._src import base
 from gradtx._src import tree as T
 from gradtx._src import validation as V
-from gradtx._src.adaptive import AdamMoments, adam_moments_to_updates
+from gradtx._src.adaptive import AdamMoments, adam_denominator
+from gradtx._src.adaptive import adam_moments_to_updates
 
 
 def _expect_moments(fn: str, updates: Any) -> AdamMoments:
@@ -53,8 +54,8 @@ def amsgrad_max(bias_correction_mu: bool = True,
   The maximum makes the effective step size non-increasing, which repairs
   Adam's non-convergence counterexample. Goes right after ``scale_by_adam``
   in a :func:`gradtx.chain`; the chain then holds three buffers per
-  parameter (``mu``, ``nu``, ``nu_max``). Like ``nu``, ``nu_max`` holds a
-  root: the running maximum of ``sqrt(v_hat)``.
+  parameter (``mu``, ``nu``, ``nu_max``), the same leaves, in the same
+  order, as optax's ``ScaleByAmsgradState``.
 
   Args:
     bias_correction_mu: divide the first moment by ``1 - b1**t`` (set both
@@ -83,19 +84,15 @@ def amsgrad_max(bias_correction_mu: bool = True,
     raw = max_of_raw or not bias_correction_nu
     bc2 = jnp.asarray(m.bc2)
 
-    root_bc2 = jnp.sqrt(bc2)
-
-    # Roots throughout (see scale_by_adam): the maximum of the roots is the
-    # root of the maximum.
-    def leaf(rms_hat, nu_max):
-      v = rms_hat * root_bc2.astype(rms_hat.dtype) if raw else rms_hat
+    def leaf(nu_hat, nu_max):
+      v = nu_hat * bc2.astype(nu_hat.dtype) if raw else nu_hat
       new_max = jnp.maximum(nu_max, v.astype(nu_max.dtype))
       if raw and bias_correction_nu:
-        return new_max / root_bc2.astype(new_max.dtype), new_max
+        return new_max / bc2.astype(new_max.dtype), new_max
       return new_max, new_max
 
-    rms_eff, nu_max = T.leafwise(leaf, 2, m.rms_hat, state.nu_max, name=fn)
-    m = m._replace(rms_hat=rms_eff,
+    nu_eff, nu_max = T.leafwise(leaf, 2, m.nu_hat, state.nu_max, name=fn)
+    m = m._replace(nu_hat=nu_eff,
                    bc2=m.bc2 if bias_correction_nu else 1.0)
     if not bias_correction_mu:
       bc1 = jnp.asarray(m.bc1)
@@ -230,11 +227,13 @@ def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
     upper = final * (1 + 1 / (gamma * t))
     bc1, bc2 = jnp.asarray(m.bc1), jnp.asarray(m.bc2)
 
-    def leaf(mu_hat, rms_hat):
+    def leaf(mu_hat, nu_hat):
       dt = mu_hat.dtype
       raw_m = mu_hat * bc1.astype(dt)
-      denom = (T.root_add(rms_hat, m.eps_root) * jnp.sqrt(bc2).astype(dt)
-               + T.like(m.eps, rms_hat))
+      # sqrt(nu_hat + eps_root) * sqrt(bc2) + eps: the authors' raw
+      # sqrt(v_t) + eps when eps_root = 0.
+      denom = (adam_denominator(nu_hat, 0.0, m.eps_root)
+               * jnp.sqrt(bc2).astype(dt) + T.like(m.eps, nu_hat))
       step = (lr * jnp.sqrt(bc2) / bc1).astype(dt) / denom
       if not (m.adaptive is True and isinstance(m.rect, float)):
         step = jnp.where(m.adaptive, jnp.asarray(m.rect).astype(dt) * step,
@@ -243,7 +242,7 @@ def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
                      jnp.asarray(upper).astype(dt))
       return (-eta * raw_m,)
 
-    return T.leafwise(leaf, 1, m.mu_hat, m.rms_hat, name=fn)[0], state
+    return T.leafwise(leaf, 1, m.mu_hat, m.nu_hat, name=fn)[0], state
 
   update_fn.gradtx_name = fn
   update_fn.consumes_moments = True

@@ -3,11 +3,23 @@
 Each factory's update runs one fused per-leaf function (see
 :func:`gradtx._src.tree.leafwise`). Numbers match optax 0.2.8 op for op where
 optax has the transform, except :func:`scale_by_rprop` (see its docstring).
+
+The states hold what optax's hold, leaf for leaf: second moments as ``v``,
+the running average of ``g**2`` (as optax and PyTorch store them), so a state
+saved by one library restores into the other. A step count is kept only where
+the maths needs it (a bias correction, or a decay given as a schedule of the
+step); elsewhere the ``count`` field is ``None``, which holds no leaf, as
+optax's states have none.
+
+A gradient entry beyond about ``1.8e19`` (in float32 or bfloat16) squares to
+Inf: ``v`` becomes Inf and the update of that entry 0, as in optax, until
+``v`` decays back. Guard against such spikes by clipping first,
+``chain(clip_by_global_norm(1.0), adam(...))``, or by skipping the steps whose
+gradients are not finite, ``apply_if_finite(adam(...), k)``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -18,16 +30,21 @@ from gradtx._src import tree as T
 from gradtx._src import validation as V
 
 
-def _sqrt0(x: Any) -> Any:
-  """The root of an initial second-moment value (states store roots)."""
-  return math.sqrt(x) if isinstance(x, (int, float)) else jnp.sqrt(x)
+def _count_if(needed: bool) -> Optional[jax.Array]:
+  """A zero step count if the transform needs one, else ``None`` (no leaf)."""
+  return base.zero_count() if needed else None
 
 
-# Second moments are stored as their roots: ``sqrt(v)`` instead of ``v``.
-# Squaring doubles the exponent, so a float32 gradient of 1e30 (or the largest
-# bfloat16) would overflow ``v`` to Inf; its root fits. The roots are updated
-# by :func:`gradtx._src.tree.root_ema` without ever forming ``v``. The numbers
-# agree with the squared form (and with optax) up to rounding.
+def _next_count(count: Optional[jax.Array]) -> Optional[jax.Array]:
+  return None if count is None else base.safe_increment(count)
+
+
+def _ema_sq(v: jax.Array, g: jax.Array, keep: Any, add: Any) -> jax.Array:
+  """``keep * v + add * |g|**2``: a second moment's running average, in
+  the promoted dtype of ``v`` and ``|g|**2`` (a bfloat16 ``v`` is updated
+  in the gradient's float32, then rounded once when stored)."""
+  g2 = T.abs_sq(g)
+  return add * g2 + keep * v.astype(jnp.promote_types(v.dtype, g2.dtype))
 
 
 # --------------------------------------------------------------------------
@@ -35,8 +52,7 @@ def _sqrt0(x: Any) -> Any:
 
 
 class ScaleByRssState(NamedTuple):
-  """The root of the running sum of squared gradients, ``sqrt(G_t)``
-  (optax's field of the same name holds ``G_t``; see the module notes)."""
+  """The running sum of squared gradients, ``G_t``."""
   sum_of_squares: Any
 
 
@@ -61,13 +77,13 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
 
   def init_fn(params):
     return ScaleByRssState(sum_of_squares=T.tree_full_like(
-        params, _sqrt0(initial_accumulator_value)))
+        params, initial_accumulator_value))
 
   def leaf(g, s):
-    s = T.root_ema(s, g, 1, 1)
+    s = T.abs_sq(g) + s
     if eps_in_sqrt:
-      return jnp.where(s > 0, T.root_add_rsqrt(s, eps), 0.0) * g, s
-    return g / (s + T.like(eps, s)), s
+      return jnp.where(s > 0, jax.lax.rsqrt(s + T.like(eps, s)), 0.0) * g, s
+    return g / (jnp.sqrt(s) + T.like(eps, s)), s
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
@@ -83,17 +99,18 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
 
 
 class ScaleByRmsState(NamedTuple):
-  """Step count and the root of the EMA of ``g**2`` (optax's ``nu`` holds
-  the EMA itself; see the module notes)."""
-  count: jax.Array
+  """The EMA ``nu`` of ``g**2``, and a step count where the bias correction
+  or a ``decay`` schedule needs it (``None`` otherwise: optax's
+  ``ScaleByRmsState`` or ``ScaleByRmsWithCountState``, leaf for leaf)."""
+  count: Optional[jax.Array]
   nu: Any
 
 
-def _rms_scaling(root, eps, eps_in_sqrt):
-  """``1/sqrt(v + eps)`` or ``1/(sqrt(v) + eps)`` from ``root = sqrt(v)``."""
+def _rms_scaling(v, eps, eps_in_sqrt):
+  """``1/sqrt(v + eps)`` or ``1/(sqrt(v) + eps)``."""
   if eps_in_sqrt:
-    return T.root_add_rsqrt(root, eps)
-  return 1 / (root + T.like(eps, root))
+    return jax.lax.rsqrt(v + T.like(eps, v))
+  return 1 / (jnp.sqrt(v) + T.like(eps, v))
 
 
 def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
@@ -113,20 +130,22 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
   V.check_nonnegative(fn, "eps", eps)
   V.check_nonnegative(fn, "initial_scale", initial_scale)
 
+  counted = bias_correction or callable(decay)
+
   def init_fn(params):
-    return ScaleByRmsState(count=base.zero_count(),
-                           nu=T.tree_full_like(params, _sqrt0(initial_scale)))
+    return ScaleByRmsState(count=_count_if(counted),
+                           nu=T.tree_full_like(params, initial_scale))
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
     rho = T.at(decay, state.count)
-    count = base.safe_increment(state.count)
+    count = _next_count(state.count)
     bc = T.one_minus_pow(rho, count) if bias_correction else None
 
     def leaf(g, n):
       r, omr = T.pair(rho, n)
-      n = T.root_ema(n, g, r, omr)
-      n_hat = n / jnp.sqrt(bc).astype(n.dtype) if bias_correction else n
+      n = _ema_sq(n, g, r, omr)
+      n_hat = n / bc.astype(n.dtype) if bias_correction else n
       return _rms_scaling(n_hat, eps, eps_in_sqrt) * g, n
 
     updates, nu = T.leafwise(leaf, 2, updates, state.nu, name=fn)
@@ -137,8 +156,10 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
 
 
 class ScaleByStddevState(NamedTuple):
-  """Step count, EMA of ``g`` and the root of the EMA of ``g**2``."""
-  count: jax.Array
+  """The EMAs of ``g`` (``mu``) and of ``g**2`` (``nu``), and a step count
+  where the bias correction or a ``decay`` schedule needs it (``None``
+  otherwise, as in optax's ``ScaleByRStdDevState``)."""
+  count: Optional[jax.Array]
   mu: Any
   nu: Any
 
@@ -159,49 +180,42 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
   Differs from optax 0.2.8 where the variance estimate rounds below zero:
   gradtx clamps it at 0, where optax's ``sqrt`` returns NaN. This happens at
   the first step with ``bias_correction=True`` (the variance of one sample is
-  0), so prefer ``eps_in_sqrt=True`` there.
+  0), so prefer ``eps_in_sqrt=True`` there. Where ``nu`` overflows to Inf
+  the update is 0, where optax's is NaN.
   """
   fn = "scale_by_stddev"
   V.check_decay(fn, "decay", decay)
   V.check_nonnegative(fn, "eps", eps)
   V.check_nonnegative(fn, "initial_scale", initial_scale)
 
+  counted = bias_correction or callable(decay)
+
   def init_fn(params):
-    return ScaleByStddevState(count=base.zero_count(),
+    return ScaleByStddevState(count=_count_if(counted),
                               mu=T.tree_zeros_like(params),
-                              nu=T.tree_full_like(params,
-                                                  _sqrt0(initial_scale)))
+                              nu=T.tree_full_like(params, initial_scale))
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
     rho = T.at(decay, state.count)
-    count = base.safe_increment(state.count)
+    count = _next_count(state.count)
     bc = T.one_minus_pow(rho, count) if bias_correction else None
 
     def leaf(g, m, n):
       (r, omr), (rn, omrn) = T.pair(rho, g), T.pair(rho, n)
       m = omr * g + r * m
-      n = T.root_ema(n, g, rn, omrn)
+      n = _ema_sq(n, g, rn, omrn)
       if bias_correction:
-        m_hat = m / bc.astype(m.dtype)
-        n_hat = n / jnp.sqrt(bc).astype(n.dtype)
+        m_hat, n_hat = m / bc.astype(m.dtype), n / bc.astype(n.dtype)
       else:
         m_hat, n_hat = m, n
-      # var = n_hat**2 - |m_hat|**2 = (n_hat - |m_hat|)(n_hat + |m_hat|),
-      # scaled by a power of two where n_hat is too big to square. It is a
-      # difference of nearly equal numbers; rounding can make it slightly
+      # A difference of nearly equal numbers: rounding can make it slightly
       # negative (with bias_correction it is exactly 0 at t = 1), and optax
-      # then returns NaN. Clamp at 0 instead.
-      hi, down = T._root_scales(n.dtype)
-      big = n_hat > hi
-      s = jnp.where(big, down, 1.0).astype(n.dtype)
-      a, b = n_hat * s, jnp.abs(m_hat).astype(n.dtype) * s
-      var_s = jnp.maximum((a - b) * (a + b), 0)
-      if eps_in_sqrt:
-        scale = jax.lax.rsqrt(var_s + T.like(eps, n) * s * s) * s
-      else:
-        scale = 1 / (jnp.sqrt(var_s) / s + T.like(eps, n))
-      return scale * g, m, n
+      # then returns NaN. Clamp at 0 instead. |m|**2 <= v, so where v has
+      # overflowed to Inf so has the variance (optax forms Inf - Inf = NaN).
+      var = jnp.maximum(n_hat - T.abs_sq(m_hat), 0)
+      var = jnp.where(n_hat == jnp.inf, n_hat, var)
+      return _rms_scaling(var, eps, eps_in_sqrt) * g, m, n
 
     updates, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
     return updates, ScaleByStddevState(count=count, mu=mu, nu=nu)
@@ -215,9 +229,8 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
 
 
 class ScaleByAdamState(NamedTuple):
-  """Step count, first moment ``mu`` and the root of the second moment,
-  ``nu = sqrt(v_t)`` (both without bias correction). optax's ``nu`` holds
-  ``v_t`` itself; the root cannot overflow (see the module notes)."""
+  """Step count, first moment ``mu = m_t`` and second moment ``nu = v_t``
+  (both without bias correction), as in optax."""
   count: jax.Array
   mu: Any
   nu: Any
@@ -228,25 +241,24 @@ class AdamMoments(NamedTuple):
 
   See ``docs/design.md``. The update it stands for is, per leaf::
 
-      where(adaptive, rect * mu_hat / (sqrt(rms_hat**2 + eps_root) + eps),
+      where(adaptive, rect * mu_hat / (sqrt(nu_hat + eps_root) + eps),
             mu_hat)
 
   Attributes:
     mu_hat: the bias-corrected (and, for Nadam, Nesterov) first moment.
-    rms_hat: the root of the bias-corrected second moment,
-      ``sqrt(v_t / (1 - b2**t))``, or what replaces it.
+    nu_hat: the bias-corrected second moment ``v_t / (1 - b2**t)``, or what
+      replaces it (AMSGrad's running maximum).
     count: this step's index ``t`` (1 on the first step).
     b2: the second-moment decay (RAdam's rectification needs it).
     bc1, bc2: the bias corrections ``1 - b1**t`` and ``1 - b2**t`` that
-      ``mu_hat`` and ``rms_hat**2`` were divided by (1 where a consumer undid
-      them): the raw moments are ``mu_hat * bc1`` and
-      ``(rms_hat * sqrt(bc2))**2``.
+      ``mu_hat`` and ``nu_hat`` were divided by (1 where a consumer undid
+      them): the raw moments are ``mu_hat * bc1`` and ``nu_hat * bc2``.
     eps, eps_root: the denominator's ``eps`` outside and inside the root.
     rect: a scalar multiplier of the adaptive step (RAdam's ``r_t``).
     adaptive: a scalar bool; False while the step is un-adapted momentum.
   """
   mu_hat: Any
-  rms_hat: Any
+  nu_hat: Any
   count: jax.Array
   b2: Any
   bc1: Any
@@ -261,14 +273,21 @@ def adam_moments_to_updates(m: AdamMoments) -> Any:
   """Turns the hand-off record into plain updates (see :class:`AdamMoments`)."""
   plain = m.adaptive is True and isinstance(m.rect, float) and m.rect == 1.0
 
-  def leaf(mu, rms):
-    step = mu / (T.root_add(rms, m.eps_root) + T.like(m.eps, rms))
+  def leaf(mu, nu):
+    step = mu / adam_denominator(nu, m.eps, m.eps_root)
     if plain:
       return (step,)
     step = jnp.asarray(m.rect).astype(mu.dtype) * step
     return (jnp.where(m.adaptive, step, mu),)
 
-  return T.leafwise(leaf, 1, m.mu_hat, m.rms_hat, name="scale_by_adam")[0]
+  return T.leafwise(leaf, 1, m.mu_hat, m.nu_hat, name="scale_by_adam")[0]
+
+
+def adam_denominator(nu_hat: jax.Array, eps: Any, eps_root: Any) -> jax.Array:
+  """Adam's ``sqrt(nu_hat + eps_root) + eps``."""
+  if not (isinstance(eps_root, (int, float)) and eps_root == 0):
+    nu_hat = nu_hat + T.like(eps_root, nu_hat)
+  return jnp.sqrt(nu_hat) + T.like(eps, nu_hat)
 
 
 def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
@@ -288,9 +307,9 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
   ``b1 * m_t / (1 - b1**(t+1)) + (1 - b1) * g_t / (1 - b1**t)``.
   Kingma & Ba, "Adam: A method for stochastic optimization" (ICLR 2015).
 
-  The state keeps ``sqrt(v_t)`` rather than ``v_t`` (optax keeps ``v_t``),
-  so a float32 gradient of 1e30 or the largest bfloat16 never overflows it
-  to Inf; the updates agree with the squared form up to rounding.
+  A gradient entry whose square overflows (beyond about 1.8e19 in float32)
+  makes ``v_t`` Inf and that entry's updates 0, as in optax; see the module
+  notes for how to guard against such spikes.
 
   Args:
     b1: decay rate of the first moment, in [0, 1), or a schedule of the
@@ -304,9 +323,8 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
       dtype of the gradient and the stored moment.
     nesterov: use Nadam's look-ahead first moment (see above).
     nu_dtype: the same for the second moment (optax has ``mu_dtype`` only).
-      The step reads the root of ``v_t`` as stored, rounded to
-      ``nu_dtype`` (while, as in optax, it reads ``m_t`` before the
-      rounding to ``mu_dtype``).
+      The step reads ``v_t`` as stored, rounded to ``nu_dtype`` (while, as
+      in optax, it reads ``m_t`` before the rounding to ``mu_dtype``).
 
   Followed in a :func:`gradtx.chain` by ``amsgrad_max``, ``rectify`` or
   ``bound_lr``, it hands them its moments instead of finished updates.
@@ -331,25 +349,24 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     count = base.safe_increment(state.count)
     bc1 = T.one_minus_pow(beta1, count)
     bc2 = T.one_minus_pow(beta2, count)
-    root_bc2 = jnp.sqrt(bc2)
     bc1_next = T.one_minus_pow(beta1, base.safe_increment(count)) \
         if nesterov else None
 
     def moments(g, m, v):
       (c1, omc1), (c2, omc2) = T.pair(beta1, g), T.pair(beta2, v)
       m_new = omc1 * g + c1 * m
-      v_new = T.root_ema(v, g, c2, omc2)
+      v_new = _ema_sq(v, g, c2, omc2)
       if nu_dtype is not None:
-        # The step reads the root as stored (rounded to nu_dtype): the
-        # unrounded one would be a second result per entry, which XLA then
-        # writes out to memory (1.8x slower steps with bfloat16 nu on CPU).
+        # The step reads v as stored (rounded to nu_dtype): the unrounded
+        # one would be a second result per entry, which XLA then writes out
+        # to memory (1.8x slower steps with bfloat16 nu on CPU).
         v_new = v_new.astype(v.dtype).astype(v_new.dtype)
       if nesterov:
         m_hat = (c1 * (m_new / bc1_next.astype(m_new.dtype))
                  + omc1 * (g / bc1.astype(g.dtype)))
       else:
         m_hat = m_new / bc1.astype(m_new.dtype)
-      v_hat = v_new / root_bc2.astype(v_new.dtype)
+      v_hat = v_new / bc2.astype(v_new.dtype)
       m_store = m_new if mu_dtype is None else m_new.astype(mu_dtype)
       return m_hat, v_hat, m_store, v_new.astype(v.dtype)
 
@@ -360,7 +377,7 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     else:
       def leaf(g, m, v):
         m_hat, v_hat, m_store, v_store = moments(g, m, v)
-        den = T.root_add(v_hat, eps_root) + T.like(eps, v_hat)
+        den = adam_denominator(v_hat, eps, eps_root)
         if not nesterov:
           return m_hat / den, m_store, v_store
         # Nadam's m_hat can exceed the dtype's range (1.47 * g at t = 1)
@@ -419,9 +436,10 @@ def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
 
 
 class ScaleByAdaDeltaState(NamedTuple):
-  """Step count and the roots of the EMAs of squared gradients (``e_g``) and
-  of squared updates (``e_x``); optax's fields hold the EMAs themselves."""
-  count: jax.Array
+  """The EMAs of squared gradients (``e_g``) and of squared updates
+  (``e_x``), as in optax, and a step count where a ``rho`` schedule needs
+  it (``None`` otherwise)."""
+  count: Optional[jax.Array]
   e_g: Any
   e_x: Any
 
@@ -457,7 +475,7 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6,
   V.check_nonnegative(fn, "eps", eps)
 
   def init_fn(params):
-    return ScaleByAdaDeltaState(count=base.zero_count(),
+    return ScaleByAdaDeltaState(count=_count_if(callable(rho)),
                                 e_g=T.tree_zeros_like(params),
                                 e_x=T.tree_zeros_like(params))
 
@@ -468,15 +486,16 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6,
 
     def leaf(g, e_g, e_x):
       r, omr = T.pair(r_t, g)
-      e_g = T.root_ema(e_g, g, r, omr)
-      u = (T.root_add(e_x, eps) / T.root_add(e_g, eps)) * g
-      e_x = T.root_ema(e_x, u, r, omr)
+      e_g = _ema_sq(e_g, g, r, omr)
+      u = (jnp.sqrt(e_x + T.like(eps, e_x))
+           / jnp.sqrt(e_g + T.like(eps, e_g))) * g
+      e_x = _ema_sq(e_x, u, r, omr)
       return u, e_g, e_x
 
     updates, e_g, e_x = T.leafwise(leaf, 3, updates, state.e_g, state.e_x,
                                    name=fn)
-    return updates, ScaleByAdaDeltaState(
-        count=base.safe_increment(state.count), e_g=e_g, e_x=e_x)
+    return updates, ScaleByAdaDeltaState(count=_next_count(state.count),
+                                         e_g=e_g, e_x=e_x)
 
   update_fn.gradtx_name = fn
   return base.GradientTransformation(init_fn, update_fn)

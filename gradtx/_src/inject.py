@@ -16,46 +16,81 @@ from gradtx._src import combine
 
 @jax.tree_util.register_pytree_with_keys_class
 class Hyperparams(dict):
-  """A dict of scalar hyperparameters that keeps one dtype per entry.
+  """The dict of injected hyperparameters, as optax keeps them, whose
+  entries keep their dtypes when set.
 
-  Flattening (which ``jax.jit`` does to its arguments) converts every value
-  to its fixed dtype, so ``state.hyperparams["learning_rate"] = 0.01`` with a
-  Python float, a NumPy scalar or a JAX array all give the jitted step the
-  same input signature: changing a value never recompiles.
+  ``hyperparams["learning_rate"] = 1e-4`` stores the value cast to the dtype
+  the entry has, so a jitted step is given the same input signature and
+  does not recompile. Where the entry is a box that holds the array (as
+  Flax nnx's ``nnx.Optimizer`` wraps every state leaf in a variable), the
+  box keeps its place and takes the new value: the optimizer owning it sees
+  the change at its next step, and its jitted step is not traced again.
+  Any other dict (from ``optax.tree_utils.tree_set``, say) works as the
+  ``hyperparams`` of a state too; the next update casts its values.
+
+  Flattens as a dict does: its keys in sorted order, as ``DictKey`` paths.
   """
 
-  def __init__(self, values=(), dtypes=None):
-    super().__init__(values)
-    self.dtypes = dict(dtypes or {})
-
-  def _leaf(self, key):
-    v = self[key]
-    dtype = self.dtypes.get(key)
-    if dtype is None or not isinstance(
-        v, (int, float, np.number, np.ndarray, jax.Array)):
-      return v  # a placeholder JAX put in while rebuilding the tree
-    # Always convert: a weakly typed array (jnp.asarray(0.1)) of the right
-    # dtype would still change the jitted step's signature.
-    return jnp.asarray(v).astype(dtype)
+  def __setitem__(self, key, value):
+    old = self.get(key)
+    # A box: nnx's variables have get_value/set_value; others a .value.
+    accessors = (callable(getattr(old, "get_value", None))
+                 and callable(getattr(old, "set_value", None)))
+    box = old is not None and not isinstance(
+        old, (jax.Array, np.ndarray, np.generic)) and (
+            accessors or hasattr(old, "value"))
+    target = (old.get_value() if accessors else old.value) if box else old
+    dtype = getattr(target, "dtype", None)
+    if dtype is not None and _is_numeric(value):
+      value = jnp.asarray(value).astype(dtype)
+    if not box:
+      super().__setitem__(key, value)
+    elif accessors:
+      old.set_value(value)
+    else:
+      old.value = value
 
   def tree_flatten_with_keys(self):
-    keys = sorted(self)
-    children = [(jax.tree_util.DictKey(k), self._leaf(k)) for k in keys]
-    return children, (tuple(keys), tuple(self.dtypes.get(k) for k in keys))
+    keys = tuple(sorted(self))
+    return [(jax.tree_util.DictKey(k), dict.__getitem__(self, k))
+            for k in keys], keys
 
   @classmethod
-  def tree_unflatten(cls, aux, children):
-    keys, dtypes = aux
-    return cls(zip(keys, children), dict(zip(keys, dtypes)))
+  def tree_unflatten(cls, keys, children):
+    return cls(zip(keys, children))
 
   def __repr__(self):
     return f"Hyperparams({dict.__repr__(self)})"
 
 
-class InjectHyperparamsState(NamedTuple):
-  """Step count, the current hyperparameters and the inner state."""
+class WrappedScheduleState(NamedTuple):
+  """The state of a plain schedule ``f(count)`` in ``hyperparams_states``:
+  its step count (optax's ``WrappedScheduleState``)."""
   count: jax.Array
-  hyperparams: Hyperparams
+
+
+def _is_stateful_schedule(value: Any) -> bool:
+  """An object with ``init()``, ``update(state, **extra_args)`` and
+  ``__call__(state, **extra_args)``, optax's ``StatefulSchedule`` protocol."""
+  return (callable(value) and callable(getattr(value, "init", None))
+          and callable(getattr(value, "update", None)))
+
+
+class InjectHyperparamsState(NamedTuple):
+  """Step count, the current hyperparameters, the schedules' states and
+  the inner state: optax's ``InjectStatefulHyperparamsState``, leaf for
+  leaf.
+
+  Attributes:
+    count: the number of updates made.
+    hyperparams: a :class:`Hyperparams` dict of the current values.
+    hyperparams_states: ``{name: state}`` for each hyperparameter given as
+      a schedule (a :class:`WrappedScheduleState` for a plain ``f(count)``).
+    inner_state: the inner optimizer's state.
+  """
+  count: jax.Array
+  hyperparams: Any
+  hyperparams_states: dict
   inner_state: Any
 
 
@@ -92,18 +127,27 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
   ``inject_hyperparams(gradtx.adam)(learning_rate=1e-3)`` builds a transform
   whose state has ``hyperparams={"learning_rate": ..., "b1": ..., ...}``.
   Read them for logging; change them between steps with
-  ``state.hyperparams["learning_rate"] = 3e-4``: the jitted step does not
-  recompile, since the values are inputs of the compiled program rather than
-  constants baked into it. A schedule given for a hyperparameter is
-  evaluated at every step and its current value stored there.
+  ``state.hyperparams["learning_rate"] = 3e-4`` (also on the state of a Flax
+  ``nnx.Optimizer``, ``opt.opt_state.hyperparams["learning_rate"] = 3e-4``)
+  or ``optax.tree_utils.tree_set(state, learning_rate=3e-4)``: the values
+  are inputs of the compiled step rather than constants baked into it, and
+  a value set is cast to the entry's dtype, so the jitted step does not
+  recompile.
+
+  A hyperparameter given as a schedule ``f(count)``, or as a stateful
+  schedule (an object with ``init()``, ``update(state, **extra_args)`` and
+  ``__call__(state, **extra_args)``, like optax's ``StatefulSchedule``), is
+  evaluated at every step and its current value stored in ``hyperparams``;
+  its state is kept in ``hyperparams_states``. The state is optax's
+  ``InjectStatefulHyperparamsState``, leaf for leaf.
 
   Numbers (int, float, 0-d arrays) are injected, floats in the params'
   widest float dtype but at least float32 (or ``hyperparam_dtype``; optax
-  would store ``b2=0.999`` for bfloat16 params as bfloat16, i.e. 1.0); bools, strings, dtypes, keys
-  and the names in ``static_args`` stay fixed. Results equal the un-injected
-  optimizer's: bit for bit in float64 and for the learning rate; a decay
-  given as a float32 array rather than a Python float may differ in the last
-  bit.
+  would store ``b2=0.999`` for bfloat16 params as bfloat16, i.e. 1.0), ints
+  as int32; bools, strings, dtypes, keys and the names in ``static_args``
+  stay fixed. Results equal the un-injected optimizer's: bit for bit in
+  float64 and for the learning rate; a decay given as a float32 array
+  rather than a Python float may differ in the last bit.
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -131,43 +175,45 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
       if k in static or signature.parameters[k].kind in (
           inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
         fixed[k] = v
-      elif callable(v) and not isinstance(v, jax.Array):
+      elif _is_stateful_schedule(v):
         schedules[k] = v
+      elif callable(v) and not isinstance(v, jax.Array):
+        schedules[k] = _WrappedSchedule(v)
       elif _is_numeric(v):
         numeric[k] = v
       else:
         fixed[k] = v
+    ints = {k for k, v in numeric.items()
+            if isinstance(v, (int, np.integer)) or (
+                hasattr(v, "dtype") and jnp.issubdtype(v.dtype, jnp.integer))}
     inner_factory(**fixed, **numeric,
-                  **{k: s(0) for k, s in schedules.items()})  # validate now
+                  **{k: s(s.init()) for k, s in schedules.items()})  # validate
 
     def build(hp):
       return inner_factory(**fixed, **hp)
 
-    def dtypes_for(params):
-      fdt = _float_dtype(params, hyperparam_dtype)
-      out = {}
-      for k in list(numeric) + list(schedules):
-        v = numeric.get(k)
-        is_int = v is not None and (
-            isinstance(v, (int, np.integer)) or (
-                hasattr(v, "dtype") and jnp.issubdtype(v.dtype, jnp.integer)))
-        out[k] = jnp.dtype(jnp.int32) if is_int else fdt
-      return out
+    def cast(values, tree):
+      fdt = _float_dtype(tree, hyperparam_dtype)
+      return Hyperparams({
+          k: jnp.asarray(v).astype(jnp.int32 if k in ints else fdt)
+          for k, v in values.items()})
 
     def init_fn(params):
-      count = base.zero_count()
+      states = {k: s.init() for k, s in schedules.items()}
       values = dict(numeric)
-      values.update({k: s(count) for k, s in schedules.items()})
-      hp = Hyperparams(values, dtypes_for(params))
-      hp = Hyperparams({k: hp._leaf(k) for k in hp}, hp.dtypes)
-      return InjectHyperparamsState(count=count, hyperparams=hp,
-                                    inner_state=build(dict(hp)).init(params))
+      values.update({k: s(states[k]) for k, s in schedules.items()})
+      hp = cast(values, params)
+      return InjectHyperparamsState(
+          count=base.zero_count(), hyperparams=hp, hyperparams_states=states,
+          inner_state=build(dict(hp)).init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
       values = dict(state.hyperparams)
-      values.update({k: s(state.count) for k, s in schedules.items()})
-      hp = Hyperparams(values, state.hyperparams.dtypes)
-      hp = Hyperparams({k: hp._leaf(k) for k in hp}, hp.dtypes)
+      values.update({k: s(state.hyperparams_states[k], **extra_args)
+                     for k, s in schedules.items()})
+      hp = cast(values, updates if params is None else params)
+      states = {k: s.update(state.hyperparams_states[k], **extra_args)
+                for k, s in schedules.items()}
       inner = build(dict(hp))
       if combine._accepts_extra_args(inner.update):
         updates, inner_state = inner.update(updates, state.inner_state,
@@ -177,9 +223,28 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
                                             params)
       return updates, InjectHyperparamsState(
           count=base.safe_increment(state.count), hyperparams=hp,
-          inner_state=inner_state)
+          hyperparams_states=states, inner_state=inner_state)
 
     update_fn.gradtx_name = f"inject_hyperparams({name})"
     return base.GradientTransformation(init_fn, update_fn)
 
   return wrapped
+
+
+class _WrappedSchedule:
+  """A plain schedule ``f(count)`` as a stateful one (its state counts)."""
+
+  def __init__(self, fn: Callable[[Any], Any]):
+    self.fn = fn
+
+  def init(self) -> WrappedScheduleState:
+    return WrappedScheduleState(count=base.zero_count())
+
+  def update(self, state: WrappedScheduleState,
+             **extra_args: Any) -> WrappedScheduleState:
+    del extra_args
+    return WrappedScheduleState(count=base.safe_increment(state.count))
+
+  def __call__(self, state: WrappedScheduleState, **extra_args: Any) -> Any:
+    del extra_args
+    return self.fn(state.count)

@@ -19,7 +19,7 @@ class SwatsState(NamedTuple):
     count: steps taken.
     mu: Adam's first moment; after the switch, the SGD momentum buffer (the
       same memory: Adam's ``m`` is not needed once the switch is made).
-    nu: the root of Adam's second moment (frozen after the switch).
+    nu: Adam's second moment :math:`a_k` (frozen after the switch).
     lam: the running average :math:`\lambda` of the projected rates.
     sgd_lr: the SGD learning rate :math:`\Lambda` chosen at the switch (0
       before it).
@@ -155,8 +155,8 @@ def swats(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
     # Adam's candidate step for every leaf (used only before the switch).
     def adam_leaf(g, m, a):
       m_new = (1 - b1) * g + b1 * m
-      a_new = T.root_ema(a, g, b2, 1 - b2)  # sqrt(a_k): see scale_by_adam
-      p = -T.like(step_size, g) * m_new / (a_new + eps)
+      a_new = (1 - b2) * g * g + b2 * a
+      p = -T.like(step_size, g) * m_new / (jnp.sqrt(a_new) + eps)
       return p, m_new, a_new, jnp.sum(p * g), jnp.sum(p * p)
 
     p, m_new, a_new, pg, pp = T.leafwise(adam_leaf, 5, updates, state.mu,

@@ -220,58 +220,6 @@ def abs_sq(x: jax.Array) -> jax.Array:
   return x * x
 
 
-# Second moments are kept as roots (see root_ema). Squaring doubles the
-# exponent, so a root above about sqrt(finfo.max) cannot be squared in its
-# own dtype: such entries are scaled down by a power of two (exact) before
-# squaring and back up after the root. 2**(e//2 - 2) and 2**-(e//2 + 2),
-# with e = finfo.maxexp, leave headroom for the sums below.
-def _root_scales(dtype) -> tuple:
-  e = jnp.finfo(dtype).maxexp
-  return 2.0 ** (e // 2 - 2), 2.0 ** -(e // 2 + 2)
-
-
-def root_ema(r: jax.Array, g: jax.Array, keep: Any, add: Any) -> jax.Array:
-  """``sqrt(keep * r**2 + add * |g|**2)`` that never overflows.
-
-  ``r`` is a stored root (``>= 0``), ``g`` a real or complex gradient and
-  ``keep``, ``add`` non-negative scalars. Entries whose ``r`` or ``|g|``
-  exceed ``2**(e/2 - 2)`` are computed scaled by an exact power of two, so
-  gradients up to the dtype's largest finite value give a finite root. For
-  all other entries it is the plain formula, one ``sqrt``.
-  """
-  a = jnp.abs(g)
-  dt = jnp.result_type(r, a)
-  r, a = r.astype(dt), a.astype(dt)
-  hi, down = _root_scales(dt)
-  big = jnp.maximum(r, a) > hi
-  s = jnp.where(big, down, 1.0).astype(r.dtype)
-  rs, gs = r * s, a * s
-  return (jnp.sqrt(keep * rs * rs + add * gs * gs)
-          * jnp.where(big, 1 / down, 1.0).astype(r.dtype))
-
-
-def root_add(r: jax.Array, c: Any) -> jax.Array:
-  """``sqrt(r**2 + c)`` for a root ``r >= 0`` and a scalar ``c >= 0``,
-  without overflow (see :func:`root_ema`)."""
-  if isinstance(c, (int, float)) and c == 0:
-    return r
-  hi, down = _root_scales(r.dtype)
-  big = r > hi
-  s = jnp.where(big, down, 1.0).astype(r.dtype)
-  rs = r * s
-  return (jnp.sqrt(rs * rs + like(c, r) * s * s)
-          * jnp.where(big, 1 / down, 1.0).astype(r.dtype))
-
-
-def root_add_rsqrt(r: jax.Array, c: Any) -> jax.Array:
-  """``1 / sqrt(r**2 + c)``, the reciprocal of :func:`root_add`, in one
-  ``rsqrt``."""
-  hi, down = _root_scales(r.dtype)
-  s = jnp.where(r > hi, down, 1.0).astype(r.dtype)
-  rs = r * s
-  return jax.lax.rsqrt(rs * rs + like(c, r) * s * s) * s
-
-
 def _paths(tree: Any) -> list:
   return [jax.tree_util.keystr(p) for p, _ in
           jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_none)[0]]
