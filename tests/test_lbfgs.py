@@ -515,10 +515,12 @@ def test_bfloat16_params_train():
      r"max_backtracking_steps must be an int >= 0"),
     (lambda: gradtx.scale_by_zoom_linesearch(10, slope_rtol=0.5,
                                              curv_rtol=0.4),
-     (r"scale_by_zoom_linesearch: the Wolfe conditions need slope_rtol < "
+     (r"scale_by_zoom_linesearch: the Wolfe conditions need slope_rtol <= "
       r"curv_rtol")),
-    (lambda: gradtx.scale_by_zoom_linesearch(10, increase_factor=1.0),
-     r"increase_factor must be in \(1, inf\), got increase_factor=1.0"),
+    (lambda: gradtx.scale_by_zoom_linesearch(10, increase_factor=0.0),
+     r"increase_factor must be in \(0, inf\], got increase_factor=0.0"),
+    (lambda: gradtx.scale_by_backtracking_linesearch(10, increase_factor=-1.),
+     r"increase_factor must be in \(0, inf\], got increase_factor=-1.0"),
     (lambda: gradtx.scale_by_zoom_linesearch(
         10, initial_guess_strategy="last"), r"'one' or 'keep'"),
 ])

@@ -457,8 +457,8 @@ def scale_by_backtracking_linesearch(
     max_backtracking_steps: the most times the step size is decreased.
     slope_rtol: :math:`c` in [0, 1).
     decrease_factor: :math:`\delta` in (0, 1).
-    increase_factor: at least 1; ``math.inf`` starts every search at
-      ``max_learning_rate``.
+    increase_factor: positive, usually at least 1; ``math.inf`` starts every
+      search at ``max_learning_rate``.
     max_learning_rate: the largest step size tried.
     atol: :math:`a \ge 0`.
     rtol: :math:`r \ge 0`.
@@ -488,8 +488,8 @@ def scale_by_backtracking_linesearch(
   V.check_interval(fn, "slope_rtol", slope_rtol, 0.0, 1.0)
   V.check_interval(fn, "decrease_factor", decrease_factor, 0.0, 1.0,
                    lo_closed=False)
-  V.check_interval(fn, "increase_factor", increase_factor, 1.0, math.inf,
-                   hi_closed=True)
+  # optax takes any positive factor; below 1 each search starts lower.
+  V.check_positive(fn, "increase_factor", increase_factor)
   V.check_positive(fn, "max_learning_rate", max_learning_rate)
   V.check_nonnegative(fn, "atol", atol)
   V.check_nonnegative(fn, "rtol", rtol)
@@ -726,7 +726,8 @@ def scale_by_zoom_linesearch(
     max_linesearch_steps: the most evaluations per search.
     max_learning_rate: the largest step size, or ``None``.
     tol: tolerance on both conditions.
-    increase_factor: the bracketing phase's growth factor, > 1.
+    increase_factor: the bracketing phase's growth factor, usually > 1
+      (any positive number is taken, as in optax).
     slope_rtol: :math:`c_1` in (0, 1).
     curv_rtol: :math:`c_2` in (:math:`c_1`, 1), or ``math.inf`` to drop the
       curvature condition (an interpolating backtracking search).
@@ -757,17 +758,18 @@ def scale_by_zoom_linesearch(
   if max_learning_rate is not None:
     V.check_positive(fn, "max_learning_rate", max_learning_rate)
   V.check_nonnegative(fn, "tol", tol)
-  V.check_interval(fn, "increase_factor", increase_factor, 1.0, math.inf,
-                   lo_closed=False)
+  # optax takes any positive factor; at or below 1 the bracketing phase
+  # cannot grow the step and the search stays within the first guess.
+  V.check_positive(fn, "increase_factor", increase_factor)
   V.check_interval(fn, "slope_rtol", slope_rtol, 0.0, 1.0, lo_closed=False)
   V.check_interval(fn, "curv_rtol", curv_rtol, 0.0, math.inf,
                    lo_closed=False, hi_closed=True,
                    hint="Wolfe's curvature constant; 0.9 is usual for "
                    "quasi-Newton directions.")
   if (V.is_concrete_number(slope_rtol) and V.is_concrete_number(curv_rtol)
-      and not float(slope_rtol) < float(curv_rtol)):
+      and not float(slope_rtol) <= float(curv_rtol)):
     raise ValueError(
-        f"{fn}: the Wolfe conditions need slope_rtol < curv_rtol, got "
+        f"{fn}: the Wolfe conditions need slope_rtol <= curv_rtol, got "
         f"slope_rtol={slope_rtol!r} and curv_rtol={curv_rtol!r}.")
   if approx_dec_rtol is not None:
     V.check_nonnegative(fn, "approx_dec_rtol", approx_dec_rtol)
