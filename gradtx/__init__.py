@@ -242,10 +242,13 @@ __all__ = (
     "with_extra_args_support",
 )
 
-# Second order (gradtx._src.bfgs, newton, least_squares, minimize).
+# Second order (gradtx._src.bfgs, hessian_diag, newton, least_squares,
+# minimize).
 from gradtx._src.bfgs import ScaleByBFGSState  # noqa: E402
 from gradtx._src.bfgs import bfgs  # noqa: E402
 from gradtx._src.bfgs import scale_by_bfgs  # noqa: E402
+from gradtx._src.hessian_diag import ScaleByHessianDiagState  # noqa: E402
+from gradtx._src.hessian_diag import scale_by_hessian_diag  # noqa: E402
 from gradtx._src.least_squares import LeastSquaresInfo  # noqa: E402
 from gradtx._src.least_squares import ScaleByLevenbergMarquardtState  # noqa: E402,E501
 from gradtx._src.least_squares import levenberg_marquardt  # noqa: E402
@@ -265,6 +268,7 @@ _SECOND_ORDER = (
     "LeastSquaresResult",
     "MinimizeResult",
     "ScaleByBFGSState",
+    "ScaleByHessianDiagState",
     "ScaleByLevenbergMarquardtState",
     "ScaleByNewtonCGState",
     "ScaleByNewtonState",
@@ -275,6 +279,7 @@ _SECOND_ORDER = (
     "newton",
     "newton_cg",
     "scale_by_bfgs",
+    "scale_by_hessian_diag",
     "scale_by_newton",
     "scale_by_newton_cg",
 )

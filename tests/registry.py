@@ -138,6 +138,9 @@ SPECS = [
     Spec("levenberg_marquardt", lambda lr: gradtx.levenberg_marquardt(),
          1.0, 1.0, needs_params=True, rosenbrock_tol=1e-12,
          rosenbrock_steps=50, needs_residuals=True),
+    Spec("hessian_diag", lambda lr: gradtx.chain(
+        gradtx.scale_by_hessian_diag(key=KEY), gradtx.scale(-lr)), 0.5, 0.3,
+         needs_params=True, needs_objective=True),
 ]
 
 BY_NAME = {s.name: s for s in SPECS}

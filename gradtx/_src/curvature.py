@@ -16,6 +16,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradtx._src import tree as T
+
+
+def _explicit_sharding(x: Any) -> Any:
+  """``x``'s sharding if it is sharded along explicit mesh axes, else None."""
+  try:
+    sharding = jax.typeof(x).sharding
+  except (AttributeError, TypeError):
+    return None
+  spec = getattr(sharding, "spec", None)
+  if spec is None or all(s is None for s in spec):
+    return None
+  return sharding
+
+
+def _replicated(x: jax.Array) -> jax.Array:
+  if _explicit_sharding(x) is None:
+    return x
+  return jax.sharding.reshard(x, jax.sharding.PartitionSpec())
+
+
+def _like_leaf(piece: jax.Array, leaf: Any) -> jax.Array:
+  sharding = _explicit_sharding(leaf)
+  if sharding is None:
+    return T.follow_sharding(piece, leaf)
+  return jax.sharding.reshard(piece, sharding.spec)
+
 
 def ravel(tree: Any, dtype: Any) -> tuple[jax.Array, Callable[[Any], Any]]:
   """``tree``'s leaves as one vector of ``dtype``, and the inverse map.
@@ -29,16 +56,17 @@ def ravel(tree: Any, dtype: Any) -> tuple[jax.Array, Callable[[Any], Any]]:
   dtypes = [jnp.asarray(x).dtype for x in leaves]
   sizes = [int(np.prod(s)) for s in shapes]
   if leaves:
-    flat = jnp.concatenate([jnp.ravel(jnp.asarray(x)).astype(dtype)
-                            for x in leaves])
+    flat = jnp.concatenate([jnp.ravel(_replicated(jnp.asarray(x)))
+                            .astype(dtype) for x in leaves])
   else:
     flat = jnp.zeros([0], dtype)
   cuts = np.cumsum(sizes)[:-1].tolist()
 
   def unravel(vec):
     pieces = jnp.split(vec, cuts) if cuts else [vec]
-    return treedef.unflatten([p.reshape(s).astype(d) for p, s, d
-                              in zip(pieces, shapes, dtypes)])
+    return treedef.unflatten([_like_leaf(p.reshape(s).astype(d), x)
+                              for p, s, d, x
+                              in zip(pieces, shapes, dtypes, leaves)])
 
   return flat, unravel
 
