@@ -77,10 +77,14 @@ def installed(tmp_path_factory):
   shutil.copytree(ROOT / "gradtx", src / "gradtx",
                   ignore=shutil.ignore_patterns("__pycache__"))
   site = tmp / "site"
+  # With setuptools at hand the build needs no network (and is faster);
+  # without it, pip fetches the build backend pyproject.toml names.
+  offline = (["--no-build-isolation", "--no-index"]
+             if importlib.util.find_spec("setuptools") else [])
   subprocess.run(
       [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-       "--no-build-isolation", "--no-index", "--target", str(site),
-       str(src)], check=True, capture_output=True, text=True, timeout=600)
+       *offline, "--target", str(site), str(src)], check=True,
+      capture_output=True, text=True, timeout=600)
   env = dict(os.environ, PYTHONPATH=str(site))
   env.pop("PYTHONHOME", None)
   return site, env
