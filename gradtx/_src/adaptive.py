@@ -345,6 +345,9 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
   def update_fn(updates, state, params=None, *, emit_moments=False,
                 **extra_args):
     del params, extra_args
+    # The moments first: another optimizer's state (a TraceState, whose
+    # count is None) then fails on them, with chain's error that says so.
+    state_mu, state_nu = state.mu, state.nu
     beta1, beta2 = T.at(b1, state.count), T.at(b2, state.count)
     count = base.safe_increment(state.count)
     bc1 = T.one_minus_pow(beta1, count)
@@ -371,8 +374,8 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
       return m_hat, v_hat, m_store, v_new.astype(v.dtype)
 
     if emit_moments:
-      m_hat, v_hat, mu, nu = T.leafwise(moments, 4, updates, state.mu,
-                                        state.nu, name=fn)
+      m_hat, v_hat, mu, nu = T.leafwise(moments, 4, updates, state_mu,
+                                        state_nu, name=fn)
       out = AdamMoments(m_hat, v_hat, count, beta2, bc1, bc2, eps, eps_root)
     else:
       def leaf(g, m, v):
@@ -387,7 +390,7 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
         inv = 1 / den
         return ((c1 / bc1_next.astype(g.dtype)) * (m_new * inv)
                 + (omc1 / bc1.astype(g.dtype)) * (g * inv), m_store, v_store)
-      out, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
+      out, mu, nu = T.leafwise(leaf, 3, updates, state_mu, state_nu, name=fn)
     return out, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
   update_fn.gradtx_name = fn

@@ -144,7 +144,8 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
   Numbers (int, float, 0-d arrays) are injected, floats in the params'
   widest float dtype but at least float32 (or ``hyperparam_dtype``; optax
   would store ``b2=0.999`` for bfloat16 params as bfloat16, i.e. 1.0), ints
-  as int32; bools, strings, dtypes, keys and the names in ``static_args``
+  as int32, a strongly typed JAX array in its own dtype; bools, strings,
+  dtypes, keys and the names in ``static_args``
   stay fixed. Results equal the un-injected optimizer's: bit for bit in
   float64 and for the learning rate; a decay given as a float32 array
   rather than a Python float may differ in the last bit.
@@ -186,6 +187,11 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
     ints = {k for k, v in numeric.items()
             if isinstance(v, (int, np.integer)) or (
                 hasattr(v, "dtype") and jnp.issubdtype(v.dtype, jnp.integer))}
+    # A strongly typed JAX array keeps the dtype it was given in (as in
+    # optax): the caller chose it.
+    chosen = {k: v.dtype for k, v in numeric.items()
+              if isinstance(v, jax.Array) and not v.weak_type
+              and k not in ints}
     inner_factory(**fixed, **numeric,
                   **{k: s(s.init()) for k, s in schedules.items()})  # validate
 
@@ -195,7 +201,8 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
     def cast(values, tree):
       fdt = _float_dtype(tree, hyperparam_dtype)
       return Hyperparams({
-          k: jnp.asarray(v).astype(jnp.int32 if k in ints else fdt)
+          k: jnp.asarray(v).astype(
+              jnp.int32 if k in ints else chosen.get(k, fdt))
           for k, v in values.items()})
 
     def init_fn(params):
