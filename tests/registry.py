@@ -30,6 +30,10 @@ class Spec:
       below within ``rosenbrock_steps``.
     converges: whether the convergence tests apply (False for a wrapper
       that keeps some params still on purpose).
+    eager_recompiles: update() compiles anew on every eager call (a line
+      search: its while_loop's body is a new closure at each update, about
+      a second per call on CPU). The property tests run such an entry
+      eagerly in float64 (jit == eager) and jitted in the other dtypes.
     needs_objective: update() must be given the objective as keyword
       arguments ``value``, ``grad`` and ``value_fn`` (a line search).
     needs_residuals: update() must be given a residual function as the
@@ -46,6 +50,7 @@ class Spec:
   rosenbrock_tol: float = 0.05
   rosenbrock_steps: int = 3000
   converges: bool = True
+  eager_recompiles: bool = False
   needs_objective: bool = False
   needs_residuals: bool = False
 
@@ -126,6 +131,7 @@ SPECS = [
     # L-BFGS takes its step size from the line search (learning_rate=None);
     # second order, it gets to 1e-12 on Rosenbrock in 100 steps.
     Spec("lbfgs", lambda lr: gradtx.lbfgs(), 1.0, 1.0, needs_params=True,
+         eager_recompiles=True,
          rosenbrock_tol=1e-12, rosenbrock_steps=100, needs_objective=True),
     # Second order: step sizes from the line search or the trust region.
     Spec("bfgs", lambda lr: gradtx.bfgs(), 1.0, 1.0, needs_params=True,

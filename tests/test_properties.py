@@ -8,13 +8,15 @@ Entries flagged ``needs_objective`` (line searches) are also given the
 objective the gradients come from, as ``value``, ``grad`` and ``value_fn``.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import gradtx
-from registry import SPECS
+from registry import BY_NAME, SPECS
 
 IDS = [s.name for s in SPECS]
 CONVERGING = [s for s in SPECS if s.converges]
@@ -109,12 +111,26 @@ def _update_fn(spec, tx):
   return update
 
 
-def _run(tx, params, steps, step_fn):
-  state = tx.init(params)
-  for i in range(steps):
+STEPS = 4
+
+
+def _run(tx, params, step_fn):
+  """(updates, state, params) after each of STEPS steps from ``params``."""
+  state, out = tx.init(params), []
+  for i in range(STEPS):
     updates, state = step_fn(_grads(params, i), state, params, i)
     params = gradtx.apply_updates(params, updates)
-  return params, state
+    out.append((updates, state, params))
+  return out
+
+
+@functools.cache
+def _eager_steps(name, dtype):
+  """The eager run of entry ``name`` in ``dtype``, shared by the jit ==
+  eager test (float64) and the state test."""
+  spec = BY_NAME[name]
+  tx = spec.make(1e-2)
+  return _run(tx, _params(dtype), _update_fn(spec, tx))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
@@ -128,12 +144,12 @@ def test_jit_equals_eager_and_compiles_once(spec):
     traces.append(1)
     return update(g, s, p, i)
 
-  eager_p, eager_s = _run(tx, params, 4, update)
+  _, eager_s, eager_p = _eager_steps(spec.name, jnp.float64)[-1]
   # The state is donated, as a training step does: init must not hand
   # the same buffer to two state leaves.
-  jit_p, jit_s = _run(tx, params, 4, jax.jit(step, donate_argnums=1))
+  _, jit_s, jit_p = _run(tx, params, jax.jit(step, donate_argnums=1))[-1]
   assert len(traces) == 1, f"{spec.name}: the jitted step was traced " \
-      f"{len(traces)} times in 4 calls"
+      f"{len(traces)} times in {STEPS} calls"
   for a, b in zip(jax.tree.leaves(eager_p) + jax.tree.leaves(eager_s),
                   jax.tree.leaves(jit_p) + jax.tree.leaves(jit_s)):
     if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
@@ -151,12 +167,14 @@ def _signature(tree):
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_state_stable_and_dtype_kept(spec, dtype):
   tx = spec.make(1e-2)
-  params = _params(dtype)
-  state = tx.init(params)
-  before = _signature(state)
-  update = _update_fn(spec, tx)
-  for i in range(2):
-    updates, state = update(_grads(params, i), state, params, i)
+  before = _signature(tx.init(_params(dtype)))
+  if spec.eager_recompiles and dtype != jnp.float64:
+    # Eager in float64 (shared with the jit == eager test); jitted here,
+    # which gives the same signatures and dtypes by construction.
+    run = _run(tx, _params(dtype), jax.jit(_update_fn(spec, tx)))
+  else:
+    run = _eager_steps(spec.name, dtype)
+  for updates, state, params in run:
     assert _signature(state) == before, f"{spec.name}: state changed shape"
     for u, p in zip(jax.tree.leaves(updates), jax.tree.leaves(params)):
       assert u.dtype == p.dtype, f"{spec.name}: {u.dtype} update for {p.dtype}"
@@ -181,7 +199,9 @@ def test_eager_vmap_of_an_update_compiles_nothing_after_the_first_call():
   jax.monitoring.register_event_duration_secs_listener(
       lambda event, _, **kw: compiles.append(event)
       if event == "/jax/core/compile/backend_compile_duration" else None)
-  params = {f"l{i}": jnp.ones((i + 1,)) for i in range(5)}
+  # Leaves of one shape: each op compiles once for all of them, on the
+  # first call.
+  params = {f"l{i}": jnp.ones((2,)) for i in range(3)}
   tx = gradtx.adam(0.1)
   state = tx.init(params)
   batched = jax.vmap(lambda g: tx.update(g, state, params)[0])
