@@ -2,6 +2,10 @@
 
 import inspect
 
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
 import common
 import gradtx
 
@@ -36,3 +40,37 @@ def test_no_optax_import_at_run_time():
   code = ("import sys, gradtx; gradtx.adam(1e-3); "
           "print('optax' in sys.modules)")
   assert common.python_prints(code) == "False"
+
+
+def test_optax_spellings_are_accepted():
+  import optax
+  tree = {"w": jnp.ones(2)}
+  for kwargs in [dict(fill_value=3.0), dict(value=3.0)]:
+    np.testing.assert_array_equal(
+        gradtx.tree_full_like(tree, **kwargs)["w"],
+        optax.tree_utils.tree_full_like(tree, 3.0)["w"])
+  with pytest.raises(TypeError, match="tree_full_like: give the fill value "
+                     "once"):
+    gradtx.tree_full_like(tree, 1.0, value=2.0)
+  # scale_by_learning_rate() is the identity, as optax's default None.
+  u, _ = gradtx.scale_by_learning_rate().update(tree, gradtx.EmptyState())
+  np.testing.assert_array_equal(u["w"], tree["w"])
+  # add_noise / noisy_sgd take optax's seed= (an int seed) as well as key=.
+  for make in [lambda **kw: gradtx.add_noise(0.1, 0.5, **kw),
+               lambda **kw: gradtx.noisy_sgd(0.1, **kw)]:
+    a, b = make(seed=3), make(key=3)
+    ua, _ = a.update(tree, a.init(tree))
+    ub, _ = b.update(tree, b.init(tree))
+    np.testing.assert_array_equal(ua["w"], ub["w"])
+    with pytest.raises(ValueError, match="add_noise: got both key=3 and "
+                       "seed=3; pass one of them"):
+      make(key=3, seed=3)
+  # The chain is optax's ExtraArgs type; a plain transform can be wrapped.
+  assert isinstance(gradtx.chain(gradtx.scale(1.0)),
+                    gradtx.GradientTransformationExtraArgs)
+  plain = gradtx.GradientTransformation(
+      lambda p: gradtx.EmptyState(), lambda u, s, p=None: (u, s))
+  wrapped = gradtx.with_extra_args_support(plain)
+  assert not isinstance(plain, gradtx.GradientTransformationExtraArgs)
+  assert gradtx.with_extra_args_support(wrapped) is wrapped
+  wrapped.update(tree, gradtx.EmptyState(), unused=1)

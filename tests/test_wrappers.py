@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 from flax.core import freeze as frozen
@@ -124,3 +125,68 @@ def test_ema_params_matches_its_formula():
     np.testing.assert_allclose(state[1].ema[k], ema[k], rtol=1e-13)
   plain = trajectory(gradtx.sgd(1e-2), GRADS[:20])
   assert np.array_equal(plain[-1][1]["w"], params["w"])
+
+
+# --- optax's structure and signatures ---------------------------------------
+
+NESTED = {"a": {"x": jnp.ones(2), "y": jnp.ones(3)}, "b": jnp.ones(1)}
+
+
+@pytest.mark.parametrize("mask", [
+    {"a": False, "b": True},
+    {"a": {"x": True, "y": False}, "b": False},
+    {"a": True, "b": False},
+])
+def test_masked_and_freeze_states_have_optaxs_structure(mask):
+  # A masked-out subtree is one MaskedNode, and freeze is masked(set_to_zero)
+  # with MaskedState(inner_state=EmptyState()), so checkpoints line up.
+  for make in [lambda lib: lib.masked(lib.adam(1e-2), mask),
+               lambda lib: lib.freeze(mask),
+               lambda lib: lib.partition(
+                   {"u": lib.adam(1e-2), "v": lib.sgd(1e-2)},
+                   jax.tree.map(lambda m: "u" if m else "v", mask))]:
+    ours, theirs = make(gradtx).init(NESTED), make(optax).init(NESTED)
+    assert str(jax.tree.structure(ours)) == str(jax.tree.structure(theirs))
+  u, _ = gradtx.freeze(mask).update(NESTED, gradtx.freeze(mask).init(NESTED))
+  v, _ = optax.freeze(mask).update(NESTED, optax.freeze(mask).init(NESTED))
+  jax.tree.map(np.testing.assert_array_equal, u, v)
+
+
+def test_a_callable_pytree_mask_is_a_tree_as_in_optax():
+  eqx = pytest.importorskip("equinox")
+
+  class Pair(eqx.Module):
+    a: object
+    b: object
+
+    def __call__(self, x):   # callable, but a tree of bools all the same
+      raise AssertionError("the mask must not be called")
+
+  params = Pair(jnp.ones(2), jnp.ones(3))
+  tx = gradtx.masked(gradtx.scale(2.0), Pair(True, False))
+  updates, _ = tx.update(params, tx.init(params))
+  np.testing.assert_array_equal(updates.a, 2.0)
+  np.testing.assert_array_equal(updates.b, 1.0)
+
+
+def test_mask_compatible_extra_args_masks_tree_shaped_extra_args():
+  seen = {}
+
+  def update_fn(updates, state, params=None, **extra_args):
+    seen.update(extra_args)
+    return updates, state
+
+  inner = gradtx.GradientTransformation(lambda p: gradtx.EmptyState(),
+                                        update_fn)
+  params = {"w": jnp.ones(2), "b": jnp.ones(1)}
+  mask = {"w": True, "b": False}
+  for flag in [True, False]:
+    tx = gradtx.masked(inner, mask, mask_compatible_extra_args=flag)
+    tx.update(params, tx.init(params), weights=params, scale=3.0)
+    assert seen["scale"] == 3.0   # not tree-shaped: passed as it is
+    assert isinstance(seen["weights"]["b"], gradtx.MaskedNode) == flag
+    assert seen["weights"]["w"] is params["w"]
+  tx = gradtx.partition({"u": inner}, {"w": "u", "b": "u"},
+                        mask_compatible_extra_args=True)
+  tx.update(params, tx.init(params), weights=params)
+  assert seen["weights"]["w"] is params["w"]
