@@ -242,8 +242,8 @@ __all__ = (
     "with_extra_args_support",
 )
 
-# Second order (gradtx._src.bfgs, hessian_diag, newton, least_squares,
-# minimize).
+# Second order (gradtx._src.bfgs, hessian_diag, least_squares, minimize,
+# natural_gradient, newton).
 from gradtx._src.bfgs import ScaleByBFGSState  # noqa: E402
 from gradtx._src.bfgs import bfgs  # noqa: E402
 from gradtx._src.bfgs import scale_by_bfgs  # noqa: E402
@@ -256,6 +256,9 @@ from gradtx._src.minimize import LeastSquaresResult  # noqa: E402
 from gradtx._src.minimize import MinimizeResult  # noqa: E402
 from gradtx._src.minimize import least_squares  # noqa: E402
 from gradtx._src.minimize import minimize  # noqa: E402
+from gradtx._src.natural_gradient import ScaleByNaturalGradientState  # noqa: E402,E501
+from gradtx._src.natural_gradient import natural_gradient  # noqa: E402
+from gradtx._src.natural_gradient import scale_by_natural_gradient  # noqa: E402,E501
 from gradtx._src.newton import ScaleByNewtonCGState  # noqa: E402
 from gradtx._src.newton import ScaleByNewtonState  # noqa: E402
 from gradtx._src.newton import newton  # noqa: E402
@@ -270,16 +273,19 @@ _SECOND_ORDER = (
     "ScaleByBFGSState",
     "ScaleByHessianDiagState",
     "ScaleByLevenbergMarquardtState",
+    "ScaleByNaturalGradientState",
     "ScaleByNewtonCGState",
     "ScaleByNewtonState",
     "bfgs",
     "least_squares",
     "levenberg_marquardt",
     "minimize",
+    "natural_gradient",
     "newton",
     "newton_cg",
     "scale_by_bfgs",
     "scale_by_hessian_diag",
+    "scale_by_natural_gradient",
     "scale_by_newton",
     "scale_by_newton_cg",
 )

@@ -40,6 +40,9 @@ class Spec:
       keyword argument ``residual_fn`` (least squares); the tests give the
       residuals whose ``sum(r**2) / 2`` has the gradients they feed (up to
       a constant).
+    needs_outputs: update() must be given the model's outputs as the
+      keyword argument ``output_fn`` (natural gradient); the tests give the
+      residuals above, with a squared loss.
   """
 
   name: str
@@ -53,6 +56,7 @@ class Spec:
   eager_recompiles: bool = False
   needs_objective: bool = False
   needs_residuals: bool = False
+  needs_outputs: bool = False
 
 
 KEY = jax.random.key(0)
@@ -147,6 +151,11 @@ SPECS = [
     Spec("hessian_diag", lambda lr: gradtx.chain(
         gradtx.scale_by_hessian_diag(key=KEY), gradtx.scale(-lr)), 0.5, 0.3,
          needs_params=True, needs_objective=True),
+    # The squared loss of residual outputs: a Gauss-Newton step (at rate
+    # 0.5 on Rosenbrock, whose gradient is that of |r|**2, not |r|**2 / 2).
+    Spec("natural_gradient", lambda lr: gradtx.natural_gradient(
+        lr, loss="squared"), 1.0, 0.5, needs_params=True,
+         rosenbrock_tol=1e-12, rosenbrock_steps=50, needs_outputs=True),
 ]
 
 BY_NAME = {s.name: s for s in SPECS}
@@ -163,9 +172,10 @@ def objective_kwargs(spec: Spec, params: Any, grads: Any) -> dict:
   grads``, whose ``sum(r**2) / 2`` is that model plus a constant. Other
   entries get nothing.
   """
-  if spec.needs_residuals:
-    return dict(residual_fn=lambda x: jax.tree.map(
-        lambda a, b, g: a - b + g, x, params, grads))
+  if spec.needs_residuals or spec.needs_outputs:
+    key = "residual_fn" if spec.needs_residuals else "output_fn"
+    return {key: lambda x: jax.tree.map(lambda a, b, g: a - b + g, x, params,
+                                        grads)}
   if not spec.needs_objective:
     return {}
 

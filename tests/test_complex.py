@@ -34,6 +34,8 @@ REJECTED = {
     "newton": "scale_by_newton",
     "newton_cg": "scale_by_newton_cg",
     "levenberg_marquardt": "levenberg_marquardt",
+    "hessian_diag": "scale_by_hessian_diag",
+    "natural_gradient": "scale_by_natural_gradient",
 }
 SUPPORTED = [s for s in SPECS if s.name not in REJECTED]
 

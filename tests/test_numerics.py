@@ -136,7 +136,8 @@ def _expected(name, kind):
     return "all"  # the two-loop recursion's inner products mix all entries
   if name == "bfgs" and kind == "inf":
     return "entry"  # the pair with the inf is skipped: a scaled gradient
-  if name in ("bfgs", "newton", "newton_cg", "levenberg_marquardt"):
+  if name in ("bfgs", "newton", "newton_cg", "levenberg_marquardt",
+              "natural_gradient"):
     return "all"  # a dense matrix or inner products mix all entries
   return "entry"
 

@@ -56,6 +56,8 @@ def _objective(spec, f, p, g, **data):
   least-squares entry, ``f``'s residual function and the data."""
   if spec.needs_residuals:
     return dict(residual_fn=RESIDUALS[f.__name__], **data)
+  if spec.needs_outputs:
+    return dict(output_fn=RESIDUALS[f.__name__], **data)
   if not spec.needs_objective:
     return {}
   return dict(value=f(p, **data), grad=g, value_fn=f, **data)

@@ -83,7 +83,7 @@ def test_newton_damping_shortens_the_step():
 
 def test_newton_cg_follows_negative_curvature_downhill():
   w0 = jnp.array([1.0, 0.1])
-  ws, state = _trajectory(gradtx.newton_cg(), saddle, w0, 1)
+  ws, _ = _trajectory(gradtx.newton_cg(), saddle, w0, 1)
   assert float(saddle(ws[1])) < float(saddle(w0))
   result = gradtx.minimize(saddle, w0, gradtx.newton_cg(), gtol=1e-10)
   np.testing.assert_allclose(np.asarray(result.params), [0.0, np.sqrt(2)],

@@ -136,7 +136,7 @@ def scale_by_bfgs(scale_init_precond: bool = True,
     direction = jnp.where(stored, C.matvec(h, g), gamma0 * g)
     return unravel(direction), ScaleByBFGSState(
         count=base.safe_increment(state.count), params=T.tree_strong(params),
-        updates=T.tree_strong(updates), inv_hessian=h,
+        updates=T.tree_strong(updates), inv_hessian=C.replicated(h),
         identity_scale=jnp.where(accept, jnp.maximum(gamma, 1e-30),
                                  state.identity_scale).astype(dtype))
 

@@ -37,6 +37,20 @@ def _replicated(x: jax.Array) -> jax.Array:
   return jax.sharding.reshard(x, jax.sharding.PartitionSpec())
 
 
+def replicated(x: jax.Array) -> jax.Array:
+  """``x`` replicated on the mesh in use, if any: a matrix or vector over
+  all params (BFGS's inverse Hessian) belongs to no one param, and XLA's
+  propagation would otherwise shard it like one of them."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty:
+    return x
+  if _explicit_sharding(x) is not None:
+    return jax.sharding.reshard(x, jax.sharding.PartitionSpec())
+  if isinstance(x, jax.core.Tracer):
+    return jax.lax.with_sharding_constraint(x, jax.sharding.PartitionSpec())
+  return x
+
+
 def _like_leaf(piece: jax.Array, leaf: Any) -> jax.Array:
   sharding = _explicit_sharding(leaf)
   if sharding is None:

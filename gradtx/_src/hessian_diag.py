@@ -25,7 +25,8 @@ class ScaleByHessianDiagState(NamedTuple):
     count: ``update`` calls so far (int32, saturating).
     rng_key: the PRNG key of the next probe vectors.
     nu: the moving average of the squared estimates
-      :math:`(z \odot \nabla^2 f\, z)^2`, a tree like the params.
+      :math:`(z \odot \nabla^2 f\, z)^2`, a tree like the params (in at
+      least float32).
   """
   count: jax.Array
   rng_key: jax.Array
@@ -82,7 +83,8 @@ def scale_by_hessian_diag(b2: Any = 0.9, eps: Any = 1e-8,
     L._real_leaves(fn, params)
     return ScaleByHessianDiagState(count=base.zero_count(),
                                    rng_key=jax.random.clone(key),
-                                   nu=T.tree_zeros_like(params))
+                                   nu=T.tree_zeros_like(
+                                       params, L._scalar_dtype(fn, params)))
 
   def update_fn(updates, state, params=None, *, value_fn=None, **extra_args):
     f = N.objective(fn, params, value_fn,
@@ -103,7 +105,10 @@ def scale_by_hessian_diag(b2: Any = 0.9, eps: Any = 1e-8,
       est = (zi * hzi.astype(zi.dtype)).astype(nu.dtype)
       nu = T.like(b2, nu) * nu + T.like(1 - b2, nu) * est * est
       nu_hat = nu / T.like(correction, nu)
-      return (g / (jnp.sqrt(nu_hat) + T.like(eps, nu)).astype(g.dtype), nu)
+      # In the moments' dtype (at least float32): a bfloat16 bias
+      # correction would be off by its rounding, enough to overflow g.
+      u = g.astype(nu.dtype) / (jnp.sqrt(nu_hat) + T.like(eps, nu))
+      return u.astype(g.dtype), nu
 
     out, nu = T.leafwise(leaf, 2, updates, z, hz, state.nu, name=fn)
     return out, ScaleByHessianDiagState(count=count, rng_key=rng_key, nu=nu)

@@ -1,22 +1,21 @@
-"""Nonlinear least squares: Gauss-Newton and Levenberg-Marquardt.
+"""Nonlinear least squares: Levenberg-Marquardt.
 
-Both minimise :math:`F(w) = \\tfrac12 \\|r(w)\\|^2` for a residual function
+It minimises :math:`F(w) = \\tfrac12 \\|r(w)\\|^2` for a residual function
 :math:`r` (params -> a tree of arrays, flattened to one vector of
 :math:`m` residuals) given to ``update`` as the keyword argument
-``residual_fn`` (with any data it takes by keyword). They linearise
-:math:`r` with its Jacobian (``jax.jacfwd``, dense ``m x n``), decide the
-step themselves (a damping or a backtracking on :math:`F`), and keep the
-residuals and Jacobian of the point they accepted in their state, so that a
-step costs one Jacobian and, when its first trial is accepted, one
-evaluation of :math:`r`. The incoming updates are not used: the gradient
+``residual_fn`` (with any data it takes by keyword). It linearises
+:math:`r` with its Jacobian (``jax.jacfwd``, dense ``m x n``), decides the
+step itself (a trust region on :math:`F`), and keeps the cost and
+gradient of the params it was given in its state, so that a step costs
+one Jacobian and, when its first trial is accepted, one evaluation of
+:math:`r`. The incoming updates are not used: the gradient
 :math:`J^\\top r` comes from the Jacobian. :func:`gradtx.least_squares`
 runs a whole solve.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +26,7 @@ from gradtx._src import lbfgs as L
 from gradtx._src import tree as T
 from gradtx._src import validation as V
 
-__all__ = ["LeastSquaresInfo", "ScaleByGaussNewtonState",
-           "ScaleByLevenbergMarquardtState", "gauss_newton",
+__all__ = ["LeastSquaresInfo", "ScaleByLevenbergMarquardtState",
            "levenberg_marquardt"]
 
 
@@ -332,7 +330,7 @@ def levenberg_marquardt(radius_factor: Any = 100.0, scaled: bool = True,
     return unravel(h), ScaleByLevenbergMarquardtState(
         count=base.safe_increment(state.count), cost=value0,
         gradient=unravel(g), step_cost=jnp.where(ok, value_new, value0),
-        radius=radius, scale=scale.astype(dtype),
+        radius=radius, scale=C.replicated(scale.astype(dtype)),
         info=LeastSquaresInfo(num_fun_evals=k, num_jac_evals=jnp.ones(
             [], jnp.int32), converged=done, stalled=~ok & ~done))
 

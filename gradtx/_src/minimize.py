@@ -130,7 +130,8 @@ def minimize(fun: Callable[[Any], Any], params: Any,
     >>> import gradtx, jax.numpy as jnp
     >>> f = lambda w: jnp.sum((w - 2.0) ** 2)
     >>> result = gradtx.minimize(f, jnp.zeros(3), gradtx.bfgs())
-    >>> print(result.params, int(result.num_steps), int(result.num_fun_evals))
+    >>> print(jnp.round(result.params, 4), int(result.num_steps),
+    ...       int(result.num_fun_evals))
     [2. 2. 2.] 2 3
   """
   name = "minimize"

@@ -182,7 +182,7 @@ def newton(learning_rate: Optional[base.ScalarOrSchedule] = None,
     >>> result = gradtx.minimize(f, jnp.array([-1.2, 1.0]), gradtx.newton(),
     ...                          gtol=1e-10)
     >>> print(jnp.round(result.params, 6), int(result.num_hess_evals))
-    [1. 1.] 21
+    [1. 1.] 22
   """
   return _chain("newton", scale_by_newton(damping=damping), learning_rate,
                 linesearch)
