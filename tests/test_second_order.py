@@ -234,3 +234,20 @@ def test_hessian_diag_preconditioning_beats_sgd_when_ill_conditioned():
                           gradtx.scale(-0.5)))
   assert sgd > 1e-2, sgd          # the flat directions barely move
   assert diag < 1e-8 * sgd, (diag, sgd)
+
+
+def test_natural_gradient_example_beats_adam_in_steps(capsys):
+  pytest.importorskip("sklearn")
+  pytest.importorskip("flax")
+  import importlib.util
+  import pathlib
+  path = (pathlib.Path(__file__).resolve().parents[1] / "examples"
+          / "natural_gradient_digits.py")
+  spec = importlib.util.spec_from_file_location("natural_gradient_digits",
+                                                path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  results = module.main(["--target", "0.9", "--max-steps", "200"])
+  natural, adam = results["natural_gradient"][0], results["adam"][0]
+  assert natural is not None and adam is not None, capsys.readouterr().out
+  assert natural < adam, (natural, adam)
