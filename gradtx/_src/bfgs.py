@@ -90,6 +90,7 @@ def scale_by_bfgs(scale_init_precond: bool = True,
   fn = "scale_by_bfgs"
 
   def init_fn(params):
+    C.real_leaves(fn, params)
     dtype = L._scalar_dtype(fn, params)
     n = C.size(params)
     return ScaleByBFGSState(
@@ -102,7 +103,7 @@ def scale_by_bfgs(scale_init_precond: bool = True,
     del extra_args
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG.format(name=fn))
-    L._real_leaves(fn, updates, "update")
+    C.real_leaves(fn, updates, "update")
     T.check_updates_match_params(fn, updates, params)
     dtype = state.inv_hessian.dtype
     g, unravel = C.ravel(updates, dtype)

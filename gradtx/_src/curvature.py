@@ -112,3 +112,24 @@ def accept_curvature_pair(s_dot_y: jax.Array, s_dot_s: jax.Array,
   tol = math.sqrt(float(jnp.finfo(dtype).eps))
   return ((s_dot_y > tol * jnp.sqrt(s_dot_s) * jnp.sqrt(y_dot_y))
           & jnp.isfinite(1 / s_dot_y) & jnp.isfinite(s_dot_y / y_dot_y))
+
+
+def real_leaves(fn: str, tree: Any, what: str = "param") -> list:
+  """The leaves of ``tree``, checked to be real floating point.
+
+  The second-order methods build inner products, Hessians and Jacobians of
+  real vectors; complex parameters are refused with a hint rather than
+  silently mistreated.
+  """
+  leaves = jax.tree.leaves(tree)
+  T.reject_complex(
+      fn, tree, "its curvature model uses real inner products. For complex "
+      "parameters use their real and imaginary parts as two real leaves.",
+      what=what)
+  for x in leaves:
+    dtype = jnp.asarray(x).dtype
+    if not jnp.issubdtype(dtype, jnp.floating):
+      raise TypeError(
+          f"{fn}: params must be floating point, a leaf has dtype {dtype}. "
+          f"Keep integer and boolean leaves out of the params you optimise.")
+  return leaves

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from gradtx._src import adding
 from gradtx._src import base
+from gradtx._src import curvature as C
 from gradtx._src import lbfgs as L
 from gradtx._src import newton as N
 from gradtx._src import tree as T
@@ -80,7 +81,7 @@ def scale_by_hessian_diag(b2: Any = 0.9, eps: Any = 1e-8,
   key = adding._as_key(fn, key)
 
   def init_fn(params):
-    L._real_leaves(fn, params)
+    C.real_leaves(fn, params)
     return ScaleByHessianDiagState(count=base.zero_count(),
                                    rng_key=jax.random.clone(key),
                                    nu=T.tree_zeros_like(
@@ -89,7 +90,7 @@ def scale_by_hessian_diag(b2: Any = 0.9, eps: Any = 1e-8,
   def update_fn(updates, state, params=None, *, value_fn=None, **extra_args):
     f = N.objective(fn, params, value_fn,
                     N._extra_without_objective(extra_args))
-    L._real_leaves(fn, updates, "update")
+    C.real_leaves(fn, updates, "update")
     T.check_updates_match_params(fn, updates, params)
     rng_key, probe_key = jax.random.split(state.rng_key)
     leaves, treedef = jax.tree.flatten(params)

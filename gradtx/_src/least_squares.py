@@ -234,6 +234,7 @@ def levenberg_marquardt(radius_factor: Any = 100.0, scaled: bool = True,
   V.check_nonnegative(fn, "gtol", gtol)
 
   def init_fn(params):
+    C.real_leaves(fn, params)
     dtype = L._scalar_dtype(fn, params)
     n = C.size(params)
     return ScaleByLevenbergMarquardtState(
@@ -250,7 +251,7 @@ def levenberg_marquardt(radius_factor: Any = 100.0, scaled: bool = True,
                 **extra_args):
     del updates
     res = _residuals(fn, params, residual_fn, extra_args)
-    L._real_leaves(fn, params)
+    C.real_leaves(fn, params)
     dtype = state.cost.dtype
     c = lambda v: jnp.asarray(v).astype(dtype)
     eps = jnp.finfo(dtype).eps

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from gradtx._src import base
 from gradtx._src import combine
+from gradtx._src import curvature as C
 from gradtx._src import lbfgs as L
 from gradtx._src import scaling
 from gradtx._src import tree as T
@@ -114,7 +115,7 @@ def scale_by_natural_gradient(damping: Any = 1e-3, max_cg_steps: int = 10,
                      f"loss={loss!r}.")
 
   def init_fn(params):
-    L._real_leaves(fn, params)
+    C.real_leaves(fn, params)
     return ScaleByNaturalGradientState(num_cg_steps=base.zero_count())
 
   def update_fn(updates, state, params=None, *, output_fn=None,
@@ -128,7 +129,7 @@ def scale_by_natural_gradient(damping: Any = 1e-3, max_cg_steps: int = 10,
         k: v for k, v in extra_args.items()
         if k not in ("value", "grad", "value_fn")})
     z = lambda p: output_fn(p, **kw)
-    L._real_leaves(fn, updates, "update")
+    C.real_leaves(fn, updates, "update")
     T.check_updates_match_params(fn, updates, params)
     dtype = L._scalar_dtype(fn, params)
     outputs, jvp_fn = jax.linearize(z, params)

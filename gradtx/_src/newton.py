@@ -109,13 +109,14 @@ def scale_by_newton(damping: Any = 0.0) -> base.GradientTransformation:
   V.check_nonnegative(fn, "damping", damping)
 
   def init_fn(params):
+    C.real_leaves(fn, params)
     dtype = L._scalar_dtype(fn, params)
     return ScaleByNewtonState(num_hess_evals=base.zero_count(),
                               min_eigenvalue=jnp.zeros([], dtype))
 
   def update_fn(updates, state, params=None, *, value_fn=None, **extra_args):
     f = objective(fn, params, value_fn, _extra_without_objective(extra_args))
-    L._real_leaves(fn, updates, "update")
+    C.real_leaves(fn, updates, "update")
     T.check_updates_match_params(fn, updates, params)
     dtype = state.min_eigenvalue.dtype
     w, unravel_params = C.ravel(params, dtype)
@@ -249,14 +250,14 @@ def scale_by_newton_cg(max_cg_steps: Optional[int] = None,
   V.check_interval(fn, "forcing", forcing, 0.0, 1.0, lo_closed=False)
 
   def init_fn(params):
-    L._real_leaves(fn, params)
+    C.real_leaves(fn, params)
     return ScaleByNewtonCGState(num_hvp_evals=base.zero_count(),
                                 negative_curvature=jnp.asarray(False))
 
   def update_fn(updates, state, params=None, *, value_fn=None, **extra_args):
     del state
     f = objective(fn, params, value_fn, _extra_without_objective(extra_args))
-    L._real_leaves(fn, updates, "update")
+    C.real_leaves(fn, updates, "update")
     T.check_updates_match_params(fn, updates, params)
     dtype = L._scalar_dtype(fn, params)
     max_steps = C.size(params) if max_cg_steps is None else max_cg_steps
