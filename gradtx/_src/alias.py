@@ -4,6 +4,8 @@ Signatures, defaults and per-step numbers follow optax 0.2.8 where optax has
 the optimizer; the docstrings say where and why gradtx differs.
 """
 
+from __future__ import annotations
+
 from typing import Any, Callable, Optional, Union
 
 from gradtx._src import accumulation
