@@ -64,6 +64,7 @@ from gradtx._src.combine import chain
 from gradtx._src.combine import named_chain
 from gradtx._src.inject import Hyperparams
 from gradtx._src.inject import InjectHyperparamsState
+from gradtx._src.inject import InjectStatefulHyperparamsState
 from gradtx._src.inject import inject_hyperparams
 from gradtx._src.lbfgs import BacktrackingLinesearchInfo
 from gradtx._src.lbfgs import ScaleByBacktrackingLinesearchState
@@ -138,6 +139,7 @@ __all__ = (
     "GradientTransformationExtraArgs",
     "Hyperparams",
     "InjectHyperparamsState",
+    "InjectStatefulHyperparamsState",
     "LRFindResult",
     "LeastSquaresInfo",
     "LeastSquaresResult",

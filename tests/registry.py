@@ -139,14 +139,15 @@ SPECS = [
          rosenbrock_tol=1e-12, rosenbrock_steps=100, needs_objective=True),
     # Second order: step sizes from the line search or the trust region.
     Spec("bfgs", lambda lr: gradtx.bfgs(), 1.0, 1.0, needs_params=True,
+         eager_recompiles=True,
          rosenbrock_tol=1e-12, rosenbrock_steps=100, needs_objective=True),
     Spec("newton", lambda lr: gradtx.newton(), 1.0, 1.0, needs_params=True,
          rosenbrock_tol=1e-12, rosenbrock_steps=50, needs_objective=True),
     Spec("newton_cg", lambda lr: gradtx.newton_cg(), 1.0, 1.0,
-         needs_params=True, rosenbrock_tol=1e-12, rosenbrock_steps=100,
+         needs_params=True, eager_recompiles=True, rosenbrock_tol=1e-12, rosenbrock_steps=100,
          needs_objective=True),
     Spec("levenberg_marquardt", lambda lr: gradtx.levenberg_marquardt(),
-         1.0, 1.0, needs_params=True, rosenbrock_tol=1e-12,
+         1.0, 1.0, needs_params=True, eager_recompiles=True, rosenbrock_tol=1e-12,
          rosenbrock_steps=50, needs_residuals=True),
     Spec("hessian_diag", lambda lr: gradtx.chain(
         gradtx.scale_by_hessian_diag(key=KEY), gradtx.scale(-lr)), 0.5, 0.3,

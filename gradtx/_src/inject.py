@@ -76,7 +76,7 @@ def _is_stateful_schedule(value: Any) -> bool:
           and callable(getattr(value, "update", None)))
 
 
-class InjectHyperparamsState(NamedTuple):
+class InjectStatefulHyperparamsState(NamedTuple):
   """Step count, the current hyperparameters, the schedules' states and
   the inner state: optax's ``InjectStatefulHyperparamsState``, leaf for
   leaf.
@@ -92,6 +92,10 @@ class InjectHyperparamsState(NamedTuple):
   hyperparams: Any
   hyperparams_states: dict
   inner_state: Any
+
+
+# optax's older name for the same state.
+InjectHyperparamsState = InjectStatefulHyperparamsState
 
 
 def _is_numeric(value: Any) -> bool:
@@ -210,7 +214,7 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
       values = dict(numeric)
       values.update({k: s(states[k]) for k, s in schedules.items()})
       hp = cast(values, params)
-      return InjectHyperparamsState(
+      return InjectStatefulHyperparamsState(
           count=base.zero_count(), hyperparams=hp, hyperparams_states=states,
           inner_state=build(dict(hp)).init(params))
 
@@ -228,7 +232,7 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
       else:
         updates, inner_state = inner.update(updates, state.inner_state,
                                             params)
-      return updates, InjectHyperparamsState(
+      return updates, InjectStatefulHyperparamsState(
           count=base.safe_increment(state.count), hyperparams=hp,
           hyperparams_states=states, inner_state=inner_state)
 

@@ -56,15 +56,15 @@ FAST = (
     "transforms/_conditionality_test.py",
     "schedules/_join_test.py",
     "schedules/_schedule_test.py",
+    "tree_utils/_state_utils_test.py",
+    "schedules/_inject_test.py",
+    "transforms/_accumulation_test.py",
+    "_src/lookahead_test.py",
 )
 SLOW = (
-    "_src/lookahead_test.py",
-    "transforms/_accumulation_test.py",
-    "schedules/_inject_test.py",
     "_src/alias_test.py",
     "_src/linesearch_test.py",
     "_src/float64_test.py",
-    "tree_utils/_state_utils_test.py",
 )
 ALL = FAST + SLOW
 
