@@ -99,6 +99,18 @@ OPTIMIZERS: dict[str, Named] = {
     #    "name": Named("second order", "what it is", "paper"),
     "lbfgs": Named("second order", "L-BFGS with a zoom line search",
                    "Liu & Nocedal 1989"),
+    "bfgs": Named("second order", "BFGS, dense inverse Hessian, zoom search",
+                  "Broyden, Fletcher, Goldfarb & Shanno 1970"),
+    "newton": Named("second order", "Newton, exact Hessian, |eigenvalues|",
+                    "Nocedal & Wright 2006, sec. 3.4"),
+    "newton_cg": Named("second order", "Newton-CG, Hessian-free, Steihaug CG",
+                       "Dembo & Steihaug 1983"),
+    "levenberg_marquardt": Named(
+        "second order", "Levenberg-Marquardt for least squares",
+        "Levenberg 1944; Marquardt 1963; Moré 1978"),
+    "natural_gradient": Named(
+        "second order", "natural gradient, Fisher solved by CG",
+        "Amari 1998; Martens 2010"),
 }
 FAMILIES = ("SGD family", "adaptive", "Adam family", "combined",
             "second order")
@@ -131,7 +143,8 @@ def _resolve(name: str, *, trainable: bool = True) -> str:
     raise UsageError(
         f"{key} ({OPTIMIZERS[key].summary}) needs the full-batch loss, so it "
         f"cannot train on the mini-batches of this task; "
-        f"examples/lbfgs_fit.py shows it on a full-batch fit")
+        f"examples/lbfgs_fit.py and the docs' Second order page show the "
+        f"second-order methods on full-batch fits")
   return key
 
 
