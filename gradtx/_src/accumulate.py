@@ -88,8 +88,8 @@ def skip_not_finite(updates: base.Updates, gradient_step: jax.Array,
   Args:
     updates: the mini-step's gradients (the updates :class:`MultiSteps`
       received).
-    gradient_step: the mini-step's index within the current accumulation
-      (unused, part of the ``should_skip_update_fn`` signature).
+    gradient_step: the number of inner updates made so far (unused, part
+      of the ``should_skip_update_fn`` signature).
     params: the params (unused, part of the signature).
   """
   del gradient_step, params
@@ -113,8 +113,8 @@ def skip_large_updates(updates: base.Updates, gradient_step: jax.Array,
   Args:
     updates: the mini-step's gradients (the updates :class:`MultiSteps`
       received).
-    gradient_step: the mini-step's index within the current accumulation
-      (unused, part of the ``should_skip_update_fn`` signature).
+    gradient_step: the number of inner updates made so far (unused, part
+      of the ``should_skip_update_fn`` signature).
     params: the params (unused, part of the signature).
     max_squared_norm: the threshold on the squared global l2 norm of
       ``updates``; a mini-step at or above it is skipped.

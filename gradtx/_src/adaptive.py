@@ -67,7 +67,7 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
 
   .. math::
      G_t = G_{t-1} + g_t^2, \qquad
-     u_t = g_t / \sqrt{G_t + \epsilon}\ \text{(eps_in_sqrt)} \quad\text{or}
+     u_t = g_t / \sqrt{G_t + \epsilon}\ \text{(eps\_in\_sqrt)} \quad\text{or}
      \quad u_t = g_t / (\sqrt{G_t} + \epsilon)
 
   With ``eps_in_sqrt=True`` (the optax default) entries whose ``G_t`` is 0
