@@ -179,8 +179,8 @@ def bfgs(learning_rate: Optional[base.ScalarOrSchedule] = None,
       (see :func:`scale_by_bfgs`).
     linesearch: the transform that chooses the step along the direction, by
       default ``scale_by_zoom_linesearch(max_linesearch_steps=20,
-      initial_guess_strategy="one")``; ``None``: fixed steps of
-      ``learning_rate``.
+      initial_guess_strategy="one")``; ``None``: no line search, fixed
+      steps of ``learning_rate`` (of 1 without one).
 
   Example:
     >>> import gradtx, jax.numpy as jnp

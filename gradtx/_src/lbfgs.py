@@ -980,8 +980,8 @@ def lbfgs(learning_rate: Optional[base.ScalarOrSchedule] = None,
       otherwise use the identity.
     linesearch: the transform that chooses the step along the direction, by
       default ``scale_by_zoom_linesearch(max_linesearch_steps=20,
-      initial_guess_strategy="one")``; ``None``: fixed steps of
-      ``learning_rate``.
+      initial_guess_strategy="one")``; ``None``: no line search, fixed
+      steps of ``learning_rate`` (of 1 without one).
 
   Example:
     >>> import gradtx, jax, jax.numpy as jnp

@@ -184,8 +184,8 @@ def newton(learning_rate: Optional[base.ScalarOrSchedule] = None,
       (absolute-value) Hessian's eigenvalues.
     linesearch: the transform that chooses the step along the direction, by
       default ``scale_by_zoom_linesearch(max_linesearch_steps=20,
-      initial_guess_strategy="one")``; ``None``: fixed steps of
-      ``learning_rate``.
+      initial_guess_strategy="one")``; ``None``: no line search, fixed
+      steps of ``learning_rate`` (of 1 without one).
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -350,8 +350,8 @@ def newton_cg(learning_rate: Optional[base.ScalarOrSchedule] = None,
       :func:`scale_by_newton_cg`).
     linesearch: the transform that chooses the step along the direction, by
       default ``scale_by_zoom_linesearch(max_linesearch_steps=20,
-      initial_guess_strategy="one")``; ``None``: fixed steps of
-      ``learning_rate``.
+      initial_guess_strategy="one")``; ``None``: no line search, fixed
+      steps of ``learning_rate`` (of 1 without one).
 
   Example:
     >>> import gradtx, jax.numpy as jnp
