@@ -332,7 +332,6 @@ def lr_find_figure(out: pathlib.Path) -> None:
                           max_lr=10.0, num_steps=200, smoothing=0.9)
   fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))
   result.plot(ax=ax)
-  ax.set_ylim(0, 1.3 * result.losses[0])
   ax.set_title(f"gradtx.lr_find(loss, params, batches, gradtx.adam):\n"
                f"{result.reason}")
   fig.tight_layout()

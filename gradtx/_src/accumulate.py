@@ -84,6 +84,13 @@ def skip_not_finite(updates: base.Updates, gradient_step: jax.Array,
 
   Returns ``(should_skip, {"should_skip": ..., "num_not_finite": ...})``,
   as ``optax.skip_not_finite`` does.
+
+  Args:
+    updates: the mini-step's gradients (the updates :class:`MultiSteps`
+      received).
+    gradient_step: the number of inner updates made so far (unused, part
+      of the ``should_skip_update_fn`` signature).
+    params: the params (unused, part of the signature).
   """
   del gradient_step, params
   num = jnp.sum(jnp.array([jnp.sum(~jnp.isfinite(x))
@@ -102,6 +109,15 @@ def skip_large_updates(updates: base.Updates, gradient_step: jax.Array,
 
   Returns ``(should_skip, {"should_skip": ..., "norm_squared": ...})``, as
   ``optax.skip_large_updates`` does.
+
+  Args:
+    updates: the mini-step's gradients (the updates :class:`MultiSteps`
+      received).
+    gradient_step: the number of inner updates made so far (unused, part
+      of the ``should_skip_update_fn`` signature).
+    params: the params (unused, part of the signature).
+    max_squared_norm: the threshold on the squared global l2 norm of
+      ``updates``; a mini-step at or above it is skipped.
   """
   del gradient_step, params
   norm_sq = T.tree_norm_sq(updates)

@@ -14,7 +14,14 @@ from gradtx._src import validation as V
 
 class TraceState(NamedTuple):
   """A step count, kept only for a ``decay`` schedule (``None`` otherwise,
-  as optax's ``TraceState`` has none), and the momentum buffer."""
+  as optax's ``TraceState`` has none), and the momentum buffer.
+
+  Attributes:
+    count: the number of steps taken, an int32 scalar that saturates at
+      ``2**31 - 1``, kept only when ``decay`` is a schedule (which is read at
+      it); ``None`` otherwise.
+    trace: the momentum buffer (the velocity ``v_t``), one array per leaf.
+  """
   count: Optional[jax.Array]
   trace: Any
 
@@ -65,7 +72,13 @@ def trace(decay: Any, nesterov: bool = False,
 
 
 class EmaState(NamedTuple):
-  """Step count and the exponential moving average."""
+  """Step count and the exponential moving average.
+
+  Attributes:
+    count: the number of steps taken, an int32 scalar that saturates at
+      ``2**31 - 1``.
+    ema: the moving average ``m_t`` of the updates, before the bias correction.
+  """
   count: jax.Array
   ema: Any
 
@@ -78,6 +91,14 @@ def ema(decay: Any, debias: bool = True,
   .. math::
      m_t = \beta m_{t-1} + (1 - \beta) g_t, \qquad
      u_t = m_t / (1 - \beta^t) \text{ if debias else } m_t
+
+  Args:
+    decay: the weight :math:`\beta` of the past, in [0, 1); a number or a
+      schedule of the step count.
+    debias: divide the average by ``1 - decay**t`` (Adam's bias correction), so
+      early steps are not pulled towards 0.
+    accumulator_dtype: the dtype the average is stored in; ``None``: each leaf's
+      dtype.
   """
   V.check_decay("ema", "decay", decay)
   accumulator_dtype = V.check_dtype("ema", "accumulator_dtype",

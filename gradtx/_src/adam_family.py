@@ -36,7 +36,13 @@ def _finish(moments: AdamMoments, emit_moments: bool) -> Any:
 
 
 class AmsgradMaxState(NamedTuple):
-  """The running maximum of the second-moment estimate."""
+  """The running maximum of the second-moment estimate.
+
+  Attributes:
+    nu_max: the running maximum of the second moment, per entry: of the
+      bias-corrected ``v_hat`` or, with ``max_of_raw`` (or without
+      ``bias_correction_nu``), of the raw ``v``.
+  """
   nu_max: Any
 
 
@@ -126,6 +132,11 @@ def rectify(threshold: Any = 5.0) -> base.GradientTransformation:
   ``r_t`` is the root of a negative number, and optax returns NaN. Goes after ``scale_by_adam`` (and after
   ``amsgrad_max`` if both are used).
 
+  Args:
+    threshold: the value of :math:`\rho_t` from which the adaptive (rectified)
+      step is taken; below it the step is un-adapted momentum. At least 4 (5 by
+      default, as in optax).
+
   Example:
     >>> import gradtx
     >>> tx = gradtx.chain(gradtx.scale_by_adam(), gradtx.rectify(),
@@ -190,6 +201,17 @@ def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
   This transform produces finished updates (the sign included): it is the
   last of the adaptive group. Follow it with nothing that rescales, or put a
   decoupled decay after it.
+
+  Args:
+    learning_rate: Adam's step size :math:`\alpha`, a number or a schedule of
+      the step count; the bounds follow a schedule through
+      :math:`\alpha_t / \alpha_0`.
+    final_lr: the learning rate both bounds converge to (SGD's rate at the end);
+      a number, scaled by ``learning_rate / learning_rate(0)`` when
+      ``learning_rate`` is a schedule, or a schedule itself, then used as it is.
+    gamma: how fast the bounds close in on ``final_lr``: the lower bound is
+      ``final_lr * (1 - 1 / (gamma * t + 1))``, the upper
+      ``final_lr * (1 + 1 / (gamma * t))``. Positive.
 
   Example:
     >>> import gradtx

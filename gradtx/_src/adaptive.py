@@ -52,7 +52,12 @@ def _ema_sq(v: jax.Array, g: jax.Array, keep: Any, add: Any) -> jax.Array:
 
 
 class ScaleByRssState(NamedTuple):
-  """The running sum of squared gradients, ``G_t``."""
+  """The running sum of squared gradients, ``G_t``.
+
+  Attributes:
+    sum_of_squares: the sum ``G_t`` of the squared gradients so far, plus
+      ``initial_accumulator_value``.
+  """
   sum_of_squares: Any
 
 
@@ -62,13 +67,21 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
 
   .. math::
      G_t = G_{t-1} + g_t^2, \qquad
-     u_t = g_t / \sqrt{G_t + \epsilon}\ \text{(eps_in_sqrt)} \quad\text{or}
+     u_t = g_t / \sqrt{G_t + \epsilon}\ \text{(eps\_in\_sqrt)} \quad\text{or}
      \quad u_t = g_t / (\sqrt{G_t} + \epsilon)
 
   With ``eps_in_sqrt=True`` (the optax default) entries whose ``G_t`` is 0
   get a 0 update. Duchi, Hazan & Singer (JMLR 2011) start ``G_0 = 0`` and add
   ``eps`` outside the root: ``initial_accumulator_value=0.0,
   eps_in_sqrt=False`` (PyTorch's ``Adagrad`` form).
+
+  Args:
+    initial_accumulator_value: the starting value ``G_0`` of the sum of squares,
+      non-negative.
+    eps: the denominator's :math:`\epsilon`, non-negative: inside the root with
+      ``eps_in_sqrt``, added to the root otherwise.
+    eps_in_sqrt: put ``eps`` inside the square root (optax's default) rather
+      than outside it (the paper's and PyTorch's form).
   """
   fn = "scale_by_rss"
   V.check_nonnegative(fn, "initial_accumulator_value",
@@ -101,7 +114,14 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
 class ScaleByRmsState(NamedTuple):
   """The EMA ``nu`` of ``g**2``, and a step count where the bias correction
   or a ``decay`` schedule needs it (``None`` otherwise: optax's
-  ``ScaleByRmsState`` or ``ScaleByRmsWithCountState``, leaf for leaf)."""
+  ``ScaleByRmsState`` or ``ScaleByRmsWithCountState``, leaf for leaf).
+
+  Attributes:
+    count: the number of steps taken, an int32 scalar that saturates at
+      ``2**31 - 1``, kept only for the bias correction or a ``decay`` schedule;
+      ``None`` otherwise.
+    nu: the moving average of the squared gradients, ``nu_t``.
+  """
   count: Optional[jax.Array]
   nu: Any
 
@@ -124,6 +144,16 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
 
   ``eps_in_sqrt=False`` gives ``g / (sqrt(nu) + eps)`` (PyTorch's form);
   ``bias_correction`` divides ``nu`` by ``1 - rho**t``.
+
+  Args:
+    decay: the decay rate :math:`\rho` of the moving average, in [0, 1); a
+      number or a schedule of the step count.
+    eps: the denominator's :math:`\epsilon`, non-negative: inside the root with
+      ``eps_in_sqrt``, added to the root otherwise.
+    initial_scale: the starting value of ``nu``.
+    eps_in_sqrt: put ``eps`` inside the square root (optax's form) rather than
+      outside it (PyTorch's).
+    bias_correction: divide ``nu`` by ``1 - decay**t`` before the root.
   """
   fn = "scale_by_rms"
   V.check_decay(fn, "decay", decay)
@@ -158,7 +188,15 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
 class ScaleByStddevState(NamedTuple):
   """The EMAs of ``g`` (``mu``) and of ``g**2`` (``nu``), and a step count
   where the bias correction or a ``decay`` schedule needs it (``None``
-  otherwise, as in optax's ``ScaleByRStdDevState``)."""
+  otherwise, as in optax's ``ScaleByRStdDevState``).
+
+  Attributes:
+    count: the number of steps taken, an int32 scalar that saturates at
+      ``2**31 - 1``, kept only for the bias correction or a ``decay`` schedule;
+      ``None`` otherwise.
+    mu: the moving average of the gradients, ``mu_t``.
+    nu: the moving average of the squared gradients, ``nu_t``.
+  """
   count: Optional[jax.Array]
   mu: Any
   nu: Any
@@ -182,6 +220,16 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
   the first step with ``bias_correction=True`` (the variance of one sample is
   0), so prefer ``eps_in_sqrt=True`` there. Where ``nu`` overflows to Inf
   the update is 0, where optax's is NaN.
+
+  Args:
+    decay: the decay rate :math:`\rho` of both moving averages, in [0, 1); a
+      number or a schedule of the step count.
+    eps: the denominator's :math:`\epsilon`, non-negative: inside the root with
+      ``eps_in_sqrt``, added to the root otherwise.
+    initial_scale: the starting value of ``nu`` (``mu`` starts at 0).
+    eps_in_sqrt: put ``eps`` inside the square root (optax's form) rather than
+      outside it (PyTorch's).
+    bias_correction: divide ``mu`` and ``nu`` by ``1 - decay**t``.
   """
   fn = "scale_by_stddev"
   V.check_decay(fn, "decay", decay)
@@ -230,7 +278,15 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
 
 class ScaleByAdamState(NamedTuple):
   """Step count, first moment ``mu = m_t`` and second moment ``nu = v_t``
-  (both without bias correction), as in optax."""
+  (both without bias correction), as in optax.
+
+  Attributes:
+    count: the number of steps taken, an int32 scalar that saturates at
+      ``2**31 - 1``.
+    mu: the first moment ``m_t``, without bias correction.
+    nu: the second moment ``v_t`` (the moving average of the squared gradients,
+      not its root), without bias correction.
+  """
   count: jax.Array
   mu: Any
   nu: Any
@@ -250,10 +306,14 @@ class AdamMoments(NamedTuple):
       replaces it (AMSGrad's running maximum).
     count: this step's index ``t`` (1 on the first step).
     b2: the second-moment decay (RAdam's rectification needs it).
-    bc1, bc2: the bias corrections ``1 - b1**t`` and ``1 - b2**t`` that
-      ``mu_hat`` and ``nu_hat`` were divided by (1 where a consumer undid
-      them): the raw moments are ``mu_hat * bc1`` and ``nu_hat * bc2``.
-    eps, eps_root: the denominator's ``eps`` outside and inside the root.
+    bc1: the bias correction ``1 - b1**t`` that ``mu_hat`` was divided by
+      (1 where a consumer undid it): the raw first moment is
+      ``mu_hat * bc1``.
+    bc2: the bias correction ``1 - b2**t`` that ``nu_hat`` was divided by
+      (1 where a consumer undid it): the raw second moment is
+      ``nu_hat * bc2``.
+    eps: the denominator's ``eps``, added outside the root.
+    eps_root: the denominator's ``eps_root``, added inside the root.
     rect: a scalar multiplier of the adaptive step (RAdam's ``r_t``).
     adaptive: a scalar bool; False while the step is un-adapted momentum.
   """
@@ -406,6 +466,13 @@ def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
      m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
      u_t' = \max(|g_t| + \epsilon, \beta_2 u_{t-1}'),\quad
      u_t = \frac{m_t}{(1-\beta_1^t)\, u_t'}
+
+  Args:
+    b1: the decay rate of the first moment (the gradients' moving average), in
+      [0, 1).
+    b2: the decay rate of the infinity norm ``u_t``, in [0, 1).
+    eps: added to ``|g_t|`` inside the maximum, so the denominator is never 0;
+      non-negative.
   """
   fn = "scale_by_adamax"
   V.check_decay(fn, "b1", b1)
@@ -439,9 +506,16 @@ def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
 
 
 class ScaleByAdaDeltaState(NamedTuple):
-  """The EMAs of squared gradients (``e_g``) and of squared updates
+  r"""The EMAs of squared gradients (``e_g``) and of squared updates
   (``e_x``), as in optax, and a step count where a ``rho`` schedule needs
-  it (``None`` otherwise)."""
+  it (``None`` otherwise).
+
+  Attributes:
+    count: the number of steps taken, an int32 scalar that saturates at
+      ``2**31 - 1``, kept only when ``rho`` is a schedule; ``None`` otherwise.
+    e_g: the moving average of the squared gradients, :math:`E[g^2]`.
+    e_x: the moving average of the squared updates, :math:`E[\Delta x^2]`.
+  """
   count: Optional[jax.Array]
   e_g: Any
   e_x: Any
@@ -472,6 +546,13 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6,
 
   ``u_t`` points along the gradient: the paper's step is ``-u_t``, which the
   named optimizer :func:`gradtx.adadelta` applies.
+
+  Args:
+    rho: the decay rate :math:`\rho` of both moving averages (of the squared
+      gradients and of the squared updates), in [0, 1); a number or a schedule
+      of the step count.
+    eps: added inside both square roots; non-negative. It also sets the size of
+      the first steps, since :math:`E[\Delta x^2]` starts at 0.
   """
   fn = "scale_by_adadelta"
   V.check_decay(fn, "rho", rho)
@@ -509,7 +590,13 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6,
 
 
 class ScaleByRpropState(NamedTuple):
-  """Per-entry step sizes and the last step taken (``step * sign(g)``)."""
+  """Per-entry step sizes and the last step taken (``step * sign(g)``).
+
+  Attributes:
+    step_sizes: each entry's current step size ``s_t``.
+    prev_updates: the last update ``u_t`` (``s_t * sign(g_t)``, 0 where the sign
+      flipped), whose sign the next gradient is compared with.
+  """
   step_sizes: Any
   prev_updates: Any
 
@@ -536,6 +623,16 @@ def scale_by_rprop(learning_rate: Any, eta_minus: Any = 0.5,
   computed at the *previous* step (its first update is all zeros and every
   later one lags by a step). Here step ``t`` applies the update computed from
   ``g_t``, as in the paper and in ``torch.optim.Rprop``.
+
+  Args:
+    learning_rate: the initial step size ``s_0`` of every entry, a positive
+      number (not a schedule: Rprop adapts its step sizes itself).
+    eta_minus: the factor in (0, 1) that shrinks a step size after a sign
+      change.
+    eta_plus: the factor, at least 1, that grows a step size while the sign
+      holds.
+    min_step_size: the smallest step size, non-negative.
+    max_step_size: the largest step size, at least ``min_step_size``.
   """
   fn = "scale_by_rprop"
   if callable(learning_rate):

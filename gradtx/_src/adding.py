@@ -18,7 +18,12 @@ from gradtx._src import wrappers
 class AddDecayedWeightsState(NamedTuple):
   """The number of updates made so far, kept for a weight-decay schedule
   only (a constant rate keeps ``EmptyState``, as in optax, whose name for
-  this state is ``WeightDecaySchedule``)."""
+  this state is ``WeightDecaySchedule``).
+
+  Attributes:
+    count: the number of steps taken, an int32 scalar that saturates at
+      ``2**31 - 1``; the weight-decay schedule is read at it.
+  """
   count: jax.Array
 
 
@@ -75,7 +80,13 @@ def add_decayed_weights(weight_decay: base.ScalarOrSchedule = 0.0,
 
 
 class AddNoiseState(NamedTuple):
-  """Step count and the PRNG key of the next draw."""
+  """Step count and the PRNG key of the next draw.
+
+  Attributes:
+    count: the number of steps taken, an int32 scalar that saturates at
+      ``2**31 - 1``; the noise variance decays with it.
+    rng_key: the PRNG key the next step splits to draw its noise.
+  """
   count: jax.Array
   rng_key: jax.Array
 

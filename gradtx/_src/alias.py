@@ -45,6 +45,17 @@ def sgd(learning_rate: base.ScalarOrSchedule, momentum: Optional[Any] = None,
   Robbins & Monro (1951); Polyak (1964); Sutskever et al. (ICML 2013).
   Same as ``torch.optim.SGD`` with ``dampening=0``.
 
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    momentum: the heavy-ball momentum :math:`\beta` in [0, 1), applied to the
+      gradients (the velocity accumulates ``g_t``, not ``eta * g_t``); ``None``:
+      no momentum.
+    nesterov: use Nesterov's momentum (``g_t + beta * v_t``); needs a
+      ``momentum``.
+    accumulator_dtype: the dtype the momentum buffer is stored in; ``None``:
+      each param's dtype.
+
   Example:
     >>> import gradtx, jax.numpy as jnp
     >>> tx = gradtx.sgd(0.1, momentum=0.9)
@@ -78,6 +89,23 @@ def sgdw(learning_rate: base.ScalarOrSchedule, momentum: Optional[Any] = None,
   optax and PyTorch, so ``lambda_paper = learning_rate * weight_decay`` for a
   constant learning rate. optax has no ``sgdw``.
 
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    momentum: the heavy-ball momentum :math:`\beta` in [0, 1), applied to the
+      gradients (the velocity accumulates ``g_t``, not ``eta * g_t``); ``None``:
+      no momentum.
+    nesterov: use Nesterov's momentum (``g_t + beta * v_t``); needs a
+      ``momentum``.
+    weight_decay: the decoupled decay rate :math:`\lambda`:
+      ``weight_decay * params`` is added to the step after the momentum and
+      multiplied by the learning rate; a number or a schedule of the step count.
+    mask: where the weight decay applies: a tree of bools with the params'
+      structure (or a prefix of one), or a function of the params returning one;
+      ``None``: every leaf.
+    accumulator_dtype: the dtype the momentum buffer is stored in; ``None``:
+      each param's dtype.
+
   Example:
     >>> import gradtx
     >>> tx = gradtx.sgdw(0.1, momentum=0.9, weight_decay=1e-2)
@@ -102,6 +130,16 @@ def adagrad(learning_rate: base.ScalarOrSchedule,
   paper's form, and ``torch.optim.Adagrad``'s, is
   ``adagrad(lr, initial_accumulator_value=0.0, eps=1e-10, eps_in_sqrt=False)``:
   ``theta -= lr * g / (sqrt(G) + eps)``.
+
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    initial_accumulator_value: the starting value ``G_0`` of the sum of squared
+      gradients, non-negative.
+    eps: the denominator's :math:`\epsilon`, non-negative: inside the root with
+      ``eps_in_sqrt``, added to the root otherwise.
+    eps_in_sqrt: put ``eps`` inside the square root (optax's default) rather
+      than outside it (the paper's and PyTorch's form).
 
   Example:
     >>> import gradtx
@@ -136,6 +174,20 @@ def adadelta(learning_rate: Optional[base.ScalarOrSchedule] = None,
   (``torch.optim.Adadelta`` defaults to ``lr=1.0``). ``weight_decay`` adds
   ``lambda * theta`` to the gradient (L2, as in optax and PyTorch).
 
+  Args:
+    learning_rate: a factor on Adadelta's step, a number or a schedule of the
+      step count; ``None`` (the paper's method) is 1.
+    rho: the decay rate of the moving averages of the squared gradients and of
+      the squared updates, in [0, 1).
+    eps: added inside both square roots; non-negative. It also sets the size of
+      the first steps, since the average of the squared updates starts at 0.
+    weight_decay: the L2 coefficient: ``weight_decay * params`` is added to the
+      gradients before the scaling (as in optax and PyTorch); a number or a
+      schedule of the step count.
+    weight_decay_mask: where the weight decay applies: a tree of bools with the
+      params' structure (or a prefix of one), or a function of the params
+      returning one; ``None``: every leaf.
+
   Example:
     >>> import gradtx
     >>> tx = gradtx.adadelta()   # the paper's learning-rate-free form
@@ -164,6 +216,23 @@ def rmsprop(learning_rate: base.ScalarOrSchedule, decay: Any = 0.9,
   ``RMSprop`` puts ``eps`` outside the root (``eps_in_sqrt=False``) and
   accumulates momentum before the learning rate, which gives the same step
   for a constant learning rate.
+
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    decay: the decay rate :math:`\rho` of the moving average of the squared
+      gradients, in [0, 1); a number or a schedule of the step count.
+    eps: the denominator's :math:`\epsilon`, non-negative: inside the root with
+      ``eps_in_sqrt``, added to the root otherwise.
+    initial_scale: the starting value of the moving average ``nu``.
+    eps_in_sqrt: put ``eps`` inside the square root (optax's form) rather than
+      outside it (PyTorch's).
+    centered: divide by the running standard deviation ``sqrt(nu - mu**2)``
+      instead of ``sqrt(nu)`` (Graves 2013).
+    momentum: the momentum in [0, 1) applied to the scaled step (after the
+      learning rate, as optax does); ``None``: no momentum.
+    nesterov: use Nesterov's momentum; needs a ``momentum``.
+    bias_correction: divide the moving averages by ``1 - decay**t``.
 
   Example:
     >>> import gradtx
@@ -198,6 +267,16 @@ def rprop(learning_rate: Any, eta_minus: Any = 0.5, eta_plus: Any = 1.2,
   computed at step ``t - 1`` (its first step is zero). gradtx applies this
   step's update, like the paper and ``torch.optim.Rprop``.
 
+  Args:
+    learning_rate: the initial step size ``s_0`` of every entry, a positive
+      number (not a schedule: Rprop adapts its step sizes itself).
+    eta_minus: the factor in (0, 1) that shrinks a step size after a sign
+      change.
+    eta_plus: the factor, at least 1, that grows a step size while the sign
+      holds.
+    min_step_size: the smallest step size, non-negative.
+    max_step_size: the largest step size, at least ``min_step_size``.
+
   Example:
     >>> import gradtx
     >>> tx = gradtx.rprop(1e-2)
@@ -224,6 +303,25 @@ def adam(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
   Same numbers as ``optax.adam``. ``torch.optim.Adam`` adds ``eps`` to
   ``sqrt(v_t) / sqrt(1 - b2**t)``, which is the same thing.
   ``mu_dtype``/``nu_dtype`` store the moments in lower precision.
+
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    b1: the decay rate of the first moment (the gradients' moving average), in
+      [0, 1).
+    b2: the decay rate of the second moment (the squared gradients' moving
+      average), in [0, 1).
+    eps: added to the denominator outside the square root, for numerical
+      stability; non-negative.
+    eps_root: added to the second moment inside the square root (non-zero only
+      to differentiate through the step, where the root of 0 has no gradient);
+      non-negative.
+    mu_dtype: the dtype the first moment is stored in (e.g. ``jnp.bfloat16``);
+      ``None``: each param's dtype.
+    nesterov: use Nesterov's momentum (the look-ahead first moment of
+      :func:`nadam`).
+    nu_dtype: the dtype the second moment ``v`` is stored in; ``None``: each
+      param's dtype.
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -260,6 +358,31 @@ def adamw(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
   ``torch.optim.AdamW`` (default decay 1e-4 here and in optax, 1e-2 in
   PyTorch). ``mask`` selects the leaves that decay.
 
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    b1: the decay rate of the first moment (the gradients' moving average), in
+      [0, 1).
+    b2: the decay rate of the second moment (the squared gradients' moving
+      average), in [0, 1).
+    eps: added to the denominator outside the square root, for numerical
+      stability; non-negative.
+    eps_root: added to the second moment inside the square root (non-zero only
+      to differentiate through the step, where the root of 0 has no gradient);
+      non-negative.
+    mu_dtype: the dtype the first moment is stored in (e.g. ``jnp.bfloat16``);
+      ``None``: each param's dtype.
+    weight_decay: the decoupled decay rate :math:`\lambda`:
+      ``weight_decay * params`` is added to the scaled update and then
+      multiplied by the learning rate; a number or a schedule of the step count.
+    mask: where the weight decay applies: a tree of bools with the params'
+      structure (or a prefix of one), or a function of the params returning one;
+      ``None``: every leaf.
+    nesterov: use Nesterov's momentum (the look-ahead first moment of
+      :func:`nadamw`).
+    nu_dtype: the dtype the second moment ``v`` is stored in; ``None``: each
+      param's dtype.
+
   Example:
     >>> import gradtx
     >>> tx = gradtx.adamw(1e-3, weight_decay=1e-2,
@@ -283,6 +406,15 @@ def adamax(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
      \theta_t = \theta_{t-1} - \frac{\eta}{1-\beta_1^t}\frac{m_t}{u_t}
 
   ``eps`` inside the max, as in optax and ``torch.optim.Adamax``.
+
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    b1: the decay rate of the first moment (the gradients' moving average), in
+      [0, 1).
+    b2: the decay rate of the infinity norm ``u_t``, in [0, 1).
+    eps: added to ``|g_t|`` inside the maximum, so the denominator is never 0;
+      non-negative.
 
   Example:
     >>> import gradtx
@@ -310,6 +442,25 @@ def nadam(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
   This is optax's form. Dozat's Algorithm 2 also multiplies ``v_hat`` by
   ``b2`` and ``torch.optim.NAdam`` adds a momentum-decay schedule
   (``momentum_decay=4e-3``); neither is done here.
+
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    b1: the decay rate of the first moment (the gradients' moving average), in
+      [0, 1).
+    b2: the decay rate of the second moment (the squared gradients' moving
+      average), in [0, 1).
+    eps: added to the denominator outside the square root, for numerical
+      stability; non-negative.
+    eps_root: added to the second moment inside the square root (non-zero only
+      to differentiate through the step, where the root of 0 has no gradient);
+      non-negative.
+    mu_dtype: the dtype the first moment is stored in (e.g. ``jnp.bfloat16``);
+      ``None``: each param's dtype.
+    nesterov: use the look-ahead first moment (True, the default); False gives
+      :func:`adam`.
+    nu_dtype: the dtype the second moment ``v`` is stored in; ``None``: each
+      param's dtype.
 
   Example:
     >>> import gradtx
@@ -340,6 +491,31 @@ def nadamw(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
   rate (optax's convention). ``torch.optim.NAdam(decoupled_weight_decay=True)``
   is the nearest PyTorch form.
 
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    b1: the decay rate of the first moment (the gradients' moving average), in
+      [0, 1).
+    b2: the decay rate of the second moment (the squared gradients' moving
+      average), in [0, 1).
+    eps: added to the denominator outside the square root, for numerical
+      stability; non-negative.
+    eps_root: added to the second moment inside the square root (non-zero only
+      to differentiate through the step, where the root of 0 has no gradient);
+      non-negative.
+    mu_dtype: the dtype the first moment is stored in (e.g. ``jnp.bfloat16``);
+      ``None``: each param's dtype.
+    weight_decay: the decoupled decay rate :math:`\lambda`:
+      ``weight_decay * params`` is added to the scaled update and then
+      multiplied by the learning rate; a number or a schedule of the step count.
+    mask: where the weight decay applies: a tree of bools with the params'
+      structure (or a prefix of one), or a function of the params returning one;
+      ``None``: every leaf.
+    nesterov: use the look-ahead first moment (True, the default); False gives
+      :func:`adamw`.
+    nu_dtype: the dtype the second moment ``v`` is stored in; ``None``: each
+      param's dtype.
+
   Example:
     >>> import gradtx
     >>> tx = gradtx.nadamw(1e-3, weight_decay=1e-2)
@@ -364,6 +540,16 @@ def noisy_sgd(learning_rate: base.ScalarOrSchedule, eta: Any = 0.01,
   ``key`` is required (a ``jax.random.key`` or an int seed; optax's
   ``seed=`` is the other spelling of an int seed); optax 0.2.8 falls back to
   seed 0 with a warning. For the same key the draws equal optax's.
+
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    eta: the initial variance :math:`\eta` of the noise, non-negative.
+    gamma: the decay exponent :math:`\gamma` of the variance,
+      ``eta / (1 + t)**gamma``.
+    key: a PRNG key (``jax.random.key(seed)``) or an int seed. Required (or
+      ``seed``).
+    seed: optax's other spelling of an int seed; give ``key`` or ``seed``.
 
   Example:
     >>> import gradtx, jax
@@ -390,6 +576,25 @@ def amsgrad(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
   the same numbers as ``optax.amsgrad`` (which keeps the maximum of the
   bias-corrected ``v_hat``). ``torch.optim.Adam(amsgrad=True)`` keeps the
   maximum of the raw ``v``: ``amsgrad_max(max_of_raw=True)``.
+
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    b1: the decay rate of the first moment (the gradients' moving average), in
+      [0, 1).
+    b2: the decay rate of the second moment (the squared gradients' moving
+      average), in [0, 1).
+    eps: added to the denominator outside the square root, for numerical
+      stability; non-negative.
+    eps_root: added to the second moment inside the square root (non-zero only
+      to differentiate through the step, where the root of 0 has no gradient);
+      non-negative.
+    mu_dtype: the dtype the first moment is stored in (e.g. ``jnp.bfloat16``);
+      ``None``: each param's dtype.
+    bias_correction_mu: divide the first moment by ``1 - b1**t`` (set both flags
+      False for the paper's algorithm, which has no bias correction).
+    bias_correction_nu: take the maximum of the bias-corrected ``v_hat``
+      (optax's default) rather than of the raw ``v``.
 
   Example:
     >>> import gradtx
@@ -420,6 +625,23 @@ def radam(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
   un-adapted momentum steps, which removes the need for warm-up.
   ``chain(scale_by_adam(...), rectify(threshold), scale_by_learning_rate(lr))``;
   the same numbers as ``optax.radam`` and ``torch.optim.RAdam``.
+
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count
+      (``count -> value``, read at the number of steps taken before this one).
+    b1: the decay rate of the first moment (the gradients' moving average), in
+      [0, 1).
+    b2: the decay rate of the second moment (the squared gradients' moving
+      average), in [0, 1).
+    eps: added to the denominator outside the square root, for numerical
+      stability; non-negative.
+    eps_root: added to the second moment inside the square root (non-zero only
+      to differentiate through the step, where the root of 0 has no gradient);
+      non-negative.
+    threshold: the value of :math:`\rho_t` from which the rectified adaptive
+      step is taken; at least 4 (5 as in optax and PyTorch).
+    nesterov: use Nesterov's momentum (the look-ahead first moment of
+      :func:`nadam`).
 
   Example:
     >>> import gradtx
@@ -460,6 +682,26 @@ def adabound(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.9,
   ``chain(add_decayed_weights(wd), scale_by_adam(b1, b2, eps),
   bound_lr(lr, final_lr, gamma))``.
 
+  Args:
+    learning_rate: Adam's step size :math:`\alpha`, a number or a schedule of
+      the step count (the bounds follow a schedule through
+      :math:`\alpha_t/\alpha_0`).
+    b1: the decay rate of the first moment (the gradients' moving average), in
+      [0, 1).
+    b2: the decay rate of the second moment (the squared gradients' moving
+      average), in [0, 1).
+    final_lr: the learning rate both bounds converge to (SGD's rate at the end);
+      a number, scaled by ``learning_rate / learning_rate(0)`` when
+      ``learning_rate`` is a schedule, or a schedule itself, then used as it is.
+    gamma: how fast the bounds close in on ``final_lr``: the lower bound is
+      ``final_lr * (1 - 1 / (gamma * t + 1))``, the upper
+      ``final_lr * (1 + 1 / (gamma * t))``. Positive.
+    eps: added to the denominator outside the square root, for numerical
+      stability; non-negative.
+    weight_decay: the L2 coefficient: ``weight_decay * params`` is added to the
+      gradients before the moments see them; a number or a schedule of the step
+      count (0: no decay).
+
   Example:
     >>> import gradtx
     >>> tx = gradtx.adabound(1e-3, final_lr=0.1)
@@ -481,6 +723,26 @@ def amsbound(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.9,
   second moment, as in the authors' ``AdaBound(amsbound=True)``:
   ``chain(add_decayed_weights(wd), scale_by_adam(b1, b2, eps),
   amsgrad_max(max_of_raw=True), bound_lr(lr, final_lr, gamma))``.
+
+  Args:
+    learning_rate: Adam's step size :math:`\alpha`, a number or a schedule of
+      the step count (the bounds follow a schedule through
+      :math:`\alpha_t/\alpha_0`).
+    b1: the decay rate of the first moment (the gradients' moving average), in
+      [0, 1).
+    b2: the decay rate of the second moment (the squared gradients' moving
+      average), in [0, 1).
+    final_lr: the learning rate both bounds converge to (SGD's rate at the end);
+      a number, scaled by ``learning_rate / learning_rate(0)`` when
+      ``learning_rate`` is a schedule, or a schedule itself, then used as it is.
+    gamma: how fast the bounds close in on ``final_lr``: the lower bound is
+      ``final_lr * (1 - 1 / (gamma * t + 1))``, the upper
+      ``final_lr * (1 + 1 / (gamma * t))``. Positive.
+    eps: added to the denominator outside the square root, for numerical
+      stability; non-negative.
+    weight_decay: the L2 coefficient: ``weight_decay * params`` is added to the
+      gradients before the moments see them; a number or a schedule of the step
+      count (0: no decay).
 
   Example:
     >>> import gradtx
@@ -512,6 +774,24 @@ def ranger(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.95,
   alpha=0.5``, RAdam threshold 5; ``weight_decay`` is L2, added to the
   gradient as that code does. Ranger's later gradient centralisation is not
   included.
+
+  Args:
+    learning_rate: RAdam's step size, a number or a schedule of the step count.
+    b1: the decay rate of the first moment (the gradients' moving average), in
+      [0, 1).
+    b2: the decay rate of the second moment (the squared gradients' moving
+      average), in [0, 1).
+    eps: added to the denominator outside the square root, for numerical
+      stability; non-negative.
+    threshold: RAdam's rectification threshold on :math:`\rho_t`, at least 4
+      (see :func:`rectify`).
+    sync_period: ``k``, the number of fast (RAdam) steps between syncs of the
+      slow weights; a positive int.
+    slow_step_size: ``alpha`` in [0, 1], how far the slow weights move towards
+      the fast ones at a sync.
+    weight_decay: the L2 coefficient: ``weight_decay * params`` is added to the
+      gradients before the moments see them; a number or a schedule of the step
+      count (0: no decay).
 
   Example:
     >>> import gradtx

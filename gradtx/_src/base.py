@@ -75,13 +75,23 @@ class GradientTransformationExtraArgs(GradientTransformation):
   Every gradtx ``update`` already does; :func:`gradtx.chain` returns this
   type, as optax's does, and :func:`with_extra_args_support` wraps any
   transform (an optax one, say) into it.
+
+  Attributes:
+    init: ``init(params) -> state``, as in :class:`GradientTransformation`.
+    update: ``update(updates, state, params=None, **extra_args) -> (updates,
+      state)``; it accepts any extra keyword arguments and ignores those it does
+      not use.
   """
 
 
 def with_extra_args_support(tx: GradientTransformation,
                             ) -> GradientTransformationExtraArgs:
   """``tx`` with an ``update`` that ignores extra keyword arguments it does
-  not take (``tx`` itself if it already is that type), as in optax."""
+  not take (``tx`` itself if it already is that type), as in optax.
+
+  Args:
+    tx: the transform to wrap, a gradtx or optax transform.
+  """
   if isinstance(tx, GradientTransformationExtraArgs):
     return tx
 

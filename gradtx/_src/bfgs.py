@@ -170,6 +170,19 @@ def bfgs(learning_rate: Optional[base.ScalarOrSchedule] = None,
   thousand): the full matrix remembers all the curvature seen, which often
   saves evaluations on small, badly conditioned problems.
 
+  Args:
+    learning_rate: ``None`` (the default): the direction is negated
+      (``scale(-1)``) and the line search alone sets the step length; otherwise
+      the direction is multiplied by ``-learning_rate``, a number or a schedule
+      of the step count, before the line search.
+    scale_init_precond: start from :math:`\frac{s^\top y}{y^\top y} I` rather
+      than :math:`I` and scale the first direction by :math:`\min(1, 1/\|g\|)`
+      (see :func:`scale_by_bfgs`).
+    linesearch: the transform that chooses the step along the direction, by
+      default ``scale_by_zoom_linesearch(max_linesearch_steps=20,
+      initial_guess_strategy="one")``; ``None``: no line search, fixed
+      steps of ``learning_rate`` (of 1 without one).
+
   Example:
     >>> import gradtx, jax.numpy as jnp
     >>> def f(w):   # Rosenbrock

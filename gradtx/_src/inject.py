@@ -154,6 +154,16 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
   float64 and for the learning rate; a decay given as a float32 array
   rather than a Python float may differ in the last bit.
 
+  Args:
+    inner_factory: the optimizer factory to wrap (:func:`adam`, a chain-building
+      function, an optax alias), called with the hyperparameters' current values
+      at every step.
+    static_args: the name, or names, of arguments to keep fixed even if numeric
+      (e.g. an int that sets a shape, such as ``memory_size``); each must be a
+      parameter of ``inner_factory``.
+    hyperparam_dtype: the dtype of the injected float values; ``None``: the
+      params' widest float dtype, at least float32.
+
   Example:
     >>> import gradtx, jax.numpy as jnp
     >>> tx = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=1e-3)

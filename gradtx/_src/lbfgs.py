@@ -969,6 +969,20 @@ def lbfgs(learning_rate: Optional[base.ScalarOrSchedule] = None,
   of ``f`` and its gradient when the first trial is accepted (most steps).
   For a deterministic (full-batch) objective only.
 
+  Args:
+    learning_rate: ``None`` (the default): the direction is negated
+      (``scale(-1)``) and the line search alone sets the step length; otherwise
+      the direction is multiplied by ``-learning_rate``, a number or a schedule
+      of the step count, before the line search.
+    memory_size: :math:`m`, the number of curvature pairs kept; a positive int.
+    scale_init_precond: scale the initial inverse Hessian by
+      :math:`\gamma_k = s^\top y / y^\top y` (see :func:`scale_by_lbfgs`);
+      otherwise use the identity.
+    linesearch: the transform that chooses the step along the direction, by
+      default ``scale_by_zoom_linesearch(max_linesearch_steps=20,
+      initial_guess_strategy="one")``; ``None``: no line search, fixed
+      steps of ``learning_rate`` (of 1 without one).
+
   Example:
     >>> import gradtx, jax, jax.numpy as jnp
     >>> def f(w):   # Rosenbrock
@@ -1058,6 +1072,10 @@ def value_and_grad_from_state(value_fn: Callable[..., Any],
   The stored pair is only right if ``params`` are the params the line search
   produced and ``value_fn`` and its data have not changed since: use it for
   deterministic (full-batch) objectives, not for mini-batches.
+
+  Args:
+    value_fn: the objective ``value_fn(params, *args, **kwargs) -> scalar``, the
+      same as the line search's ``value_fn``.
 
   Example:
     >>> import gradtx, jax.numpy as jnp

@@ -19,6 +19,10 @@ class LookaheadParams(NamedTuple):
 
   Take gradients at ``fast``; evaluate with ``slow``. The same fields as
   ``optax.LookaheadParams`` (either class works with :func:`lookahead`).
+
+  Attributes:
+    fast: the fast weights, where the gradients are taken.
+    slow: the slow weights, to evaluate with.
   """
   fast: Any
   slow: Any
@@ -33,7 +37,15 @@ class LookaheadState(NamedTuple):
   """The fast optimizer's state, the fast steps since the last sync and,
   for plain params only, the slow weights (``None`` with
   :class:`LookaheadParams`, which hold them: the state is then optax's
-  ``LookaheadState``, leaf for leaf)."""
+  ``LookaheadState``, leaf for leaf).
+
+  Attributes:
+    fast_state: the state of the fast optimizer.
+    steps_since_sync: the fast steps taken since the last sync, an int32 scalar
+      in ``[0, sync_period)``.
+    slow: the slow weights for plain params; ``None`` with
+      :class:`LookaheadParams`, which hold them.
+  """
   fast_state: Any
   steps_since_sync: jax.Array
   slow: Any = None
@@ -73,10 +85,11 @@ def lookahead(fast_optimizer: Optional[base.GradientTransformation] = None,
 
   Args:
     fast_optimizer: the inner (fast) optimizer, any transform or chain
-      (``optimizer=`` is accepted as another name for it).
+      (optax's name for it).
     sync_period: ``k``, the number of fast steps between syncs.
     slow_step_size: ``alpha`` in [0, 1], how far the slow weights move.
     reset_state: reset the fast optimizer's state at every sync.
+    optimizer: another name for ``fast_optimizer``; give one of the two.
 
   Example:
     >>> import gradtx, jax.numpy as jnp

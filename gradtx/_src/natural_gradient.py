@@ -193,6 +193,16 @@ def natural_gradient(learning_rate: base.ScalarOrSchedule,
   outputs as ``output_fn`` (see :func:`scale_by_natural_gradient`).
   ``examples/natural_gradient_digits.py`` trains a Flax classifier with it.
 
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count.
+    damping: the Tikhonov damping :math:`\lambda > 0` added to the Fisher
+      matrix.
+    max_cg_steps: the conjugate-gradient iterations (Fisher-vector products) per
+      step; a positive int.
+    loss: ``"softmax_cross_entropy"`` (the outputs are logits, the last axis the
+      classes, the first the batch) or ``"squared"`` (the Gauss-Newton matrix of
+      a squared error).
+
   Example:
     >>> import gradtx, jax, jax.numpy as jnp
     >>> tx = gradtx.natural_gradient(1.0, damping=1e-2)

@@ -176,6 +176,18 @@ def newton(learning_rate: Optional[base.ScalarOrSchedule] = None,
   scale_by_learning_rate(learning_rate), linesearch)`` and reads ``value``,
   ``grad`` and ``value_fn`` as :func:`lbfgs` does.
 
+  Args:
+    learning_rate: ``None`` (the default): the direction is negated
+      (``scale(-1)``) and the line search alone sets the step length; otherwise
+      the direction is multiplied by ``-learning_rate``, a number or a schedule
+      of the step count, before the line search.
+    damping: the Levenberg-Marquardt damping :math:`\mu \ge 0` added to the
+      (absolute-value) Hessian's eigenvalues.
+    linesearch: the transform that chooses the step along the direction, by
+      default ``scale_by_zoom_linesearch(max_linesearch_steps=20,
+      initial_guess_strategy="one")``; ``None``: no line search, fixed
+      steps of ``learning_rate`` (of 1 without one).
+
   Example:
     >>> import gradtx, jax.numpy as jnp
     >>> def f(w):   # Rosenbrock
@@ -326,6 +338,21 @@ def newton_cg(learning_rate: Optional[base.ScalarOrSchedule] = None,
   ``scale(-1)`` (or ``scale_by_learning_rate(learning_rate)``) and
   ``linesearch`` (default: :func:`scale_by_zoom_linesearch`, first trial
   1). Reads ``value``, ``grad`` and ``value_fn`` as :func:`lbfgs` does.
+
+  Args:
+    learning_rate: ``None`` (the default): the direction is negated
+      (``scale(-1)``) and the line search alone sets the step length; otherwise
+      the direction is multiplied by ``-learning_rate``, a number or a schedule
+      of the step count, before the line search.
+    max_cg_steps: the most conjugate-gradient iterations (Hessian-vector
+      products) per step; ``None``: the number of params.
+    forcing: the forcing term :math:`\eta \in (0, 1)`: conjugate gradients stop
+      once the residual is below :math:`\min(\eta, \sqrt{\|g\|})\,\|g\|` (see
+      :func:`scale_by_newton_cg`).
+    linesearch: the transform that chooses the step along the direction, by
+      default ``scale_by_zoom_linesearch(max_linesearch_steps=20,
+      initial_guess_strategy="one")``; ``None``: no line search, fixed
+      steps of ``learning_rate`` (of 1 without one).
 
   Example:
     >>> import gradtx, jax.numpy as jnp

@@ -13,7 +13,12 @@ from gradtx._src import validation as V
 
 
 def scale(step_size: Any) -> base.GradientTransformation:
-  """Multiplies every update by the constant ``step_size``: ``u <- s * u``."""
+  """Multiplies every update by the constant ``step_size``: ``u <- s * u``.
+
+  Args:
+    step_size: the factor ``s``, a number or a scalar array (use
+      :func:`scale_by_schedule` for a schedule).
+  """
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
@@ -25,7 +30,12 @@ def scale(step_size: Any) -> base.GradientTransformation:
 
 
 class ScaleByScheduleState(NamedTuple):
-  """The number of updates made so far (int32, saturating)."""
+  """The number of updates made so far (int32, saturating).
+
+  Attributes:
+    count: the number of steps taken, an int32 scalar that saturates at
+      ``2**31 - 1``; the schedule is read at it.
+  """
   count: jax.Array
 
 
@@ -35,6 +45,10 @@ def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any],
 
   ``count`` is the number of updates made before this one, so the first step
   uses ``step_size_fn(0)`` (as in optax).
+
+  Args:
+    step_size_fn: the schedule, a function of the int32 step count returning a
+      scalar.
   """
   if not callable(step_size_fn):
     raise TypeError(
@@ -65,6 +79,12 @@ def scale_by_learning_rate(
   ``learning_rate`` is a number or a schedule ``count -> value``; ``None``
   (the default, as in optax) gives the identity: the step size is already in
   the updates.
+
+  Args:
+    learning_rate: the step size, a number or a schedule of the step count (read
+      at the number of steps taken before this one); ``None``: the identity.
+    flip_sign: multiply by ``-learning_rate`` (True, for descent) rather than
+      ``+learning_rate``.
   """
   if learning_rate is None:
     return base.identity()

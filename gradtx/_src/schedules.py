@@ -50,6 +50,9 @@ def _check_int(fn: str, arg: str, value: Any, minimum: int) -> None:
 def constant_schedule(value: Any) -> Schedule:
   """The schedule that is always ``value``.
 
+  Args:
+    value: the value at every step.
+
   Example:
     >>> import gradtx
     >>> float(gradtx.constant_schedule(0.1)(1000))
@@ -70,6 +73,15 @@ def polynomial_schedule(init_value: Any, end_value: Any, power: Any,
   Before ``transition_begin`` (``k_0``) the value is ``init_value``; after
   ``K = transition_steps`` more steps it is ``end_value``.
   ``transition_steps <= 0`` gives the constant ``init_value`` (as in optax).
+
+  Args:
+    init_value: :math:`v_0`, the value until ``transition_begin``.
+    end_value: :math:`v_1`, the value after the transition.
+    power: ``p``, the exponent of the decay (1: linear).
+    transition_steps: ``K``, the steps of the transition; ``<= 0`` gives the
+      constant ``init_value``.
+    transition_begin: ``k_0``, the number of steps for which the value stays
+      ``init_value`` before the transition starts; a non-negative int.
 
   Example:
     >>> import gradtx
@@ -97,6 +109,14 @@ def linear_schedule(init_value: Any, end_value: Any, transition_steps: int,
 
   The seeds' warm-up: ``linear_schedule(0.0, peak, warmup_steps)``.
 
+  Args:
+    init_value: the value until ``transition_begin``.
+    end_value: the value from ``transition_begin + transition_steps`` on.
+    transition_steps: the steps of the interpolation; ``<= 0`` gives the
+      constant ``init_value``.
+    transition_begin: the number of steps for which the value stays
+      ``init_value`` before the transition starts; a non-negative int.
+
   Example:
     >>> import gradtx
     >>> float(gradtx.linear_schedule(0.0, 1.0, transition_steps=4)(1))
@@ -114,6 +134,12 @@ def piecewise_constant_schedule(init_value: Any,
   .. math:: v(k) = v_0 \prod_{b \le k} s_b
 
   (a boundary ``b`` applies from step ``b`` on, as in optax).
+
+  Args:
+    init_value: :math:`v_0`, the value before the first boundary.
+    boundaries_and_scales: a dict from boundary step (a non-negative int) to the
+      non-negative factor applied from that step on; the factors multiply.
+      ``None``: the constant ``init_value``.
 
   Example:
     >>> import gradtx
@@ -147,6 +173,19 @@ def exponential_decay(init_value: Any, transition_steps: int,
   ``end_value`` bounds the value (from below when decaying). As in optax,
   ``transition_steps <= 0`` or ``decay_rate == 0`` gives the constant
   ``init_value``.
+
+  Args:
+    init_value: :math:`v_0`, the value until ``transition_begin``.
+    transition_steps: ``K``, the steps over which the value is multiplied by
+      ``decay_rate`` once; ``<= 0`` gives the constant ``init_value``.
+    decay_rate: ``r``, the factor per ``transition_steps`` steps, non-negative
+      (above 1 the value grows; 0 gives the constant ``init_value``).
+    transition_begin: ``k_0``, the steps before the decay starts, a non-negative
+      int.
+    staircase: floor the exponent, so the value drops every ``transition_steps``
+      steps instead of continuously.
+    end_value: a bound on the value: a floor when decaying, a ceiling when
+      growing; ``None``: unbounded.
 
   Example:
     >>> import gradtx
@@ -184,6 +223,13 @@ def inverse_time_decay(init_value: Any, decay_rate: Any = 1.0,
   The classic Robbins-Monro rate for SGD on strongly convex problems.
   optax has no such schedule.
 
+  Args:
+    init_value: :math:`v_0`, the value at step 0.
+    decay_rate: ``r``, non-negative.
+    transition_steps: ``K``, a positive int: the step count is divided by it.
+    staircase: floor ``k / K``, so the value drops every ``transition_steps``
+      steps.
+
   Example:
     >>> import gradtx
     >>> float(gradtx.inverse_time_decay(1.0, decay_rate=1.0)(3))
@@ -210,6 +256,13 @@ def inverse_sqrt_decay(init_value: Any, warmup_steps: int = 0,
   With ``warmup_steps > 0`` it is the Transformer schedule (Vaswani et al.
   2017): a linear warm-up to ``init_value`` at ``warmup_steps``, then
   :math:`v_0 \sqrt{w / k}`. optax has no such schedule.
+
+  Args:
+    init_value: :math:`v_0`, the value at step 0 (without warm-up) or the peak
+      at ``warmup_steps`` (with it).
+    warmup_steps: ``w``, the steps of the linear warm-up from 0; 0: no warm-up.
+    timescale: :math:`\tau`, the steps over which the value falls to
+      :math:`v_0/\sqrt2` (without warm-up); a positive int.
 
   Example:
     >>> import gradtx
@@ -239,6 +292,13 @@ def cosine_decay_schedule(init_value: Any, decay_steps: int,
      v(k) = v_0\left((1-\alpha)\Big(\tfrac12\big(1 + \cos\tfrac{\pi
        \min(k, K)}{K}\big)\Big)^{p} + \alpha\right)
 
+  Args:
+    init_value: the value at step 0.
+    decay_steps: ``K``, the steps over which the value decays, a positive int;
+      after it the value stays ``alpha * init_value``.
+    alpha: the final value as a fraction of ``init_value``.
+    exponent: ``p``, the power of the cosine factor (1: plain cosine).
+
   Example:
     >>> import gradtx
     >>> float(gradtx.cosine_decay_schedule(1.0, 10)(5))
@@ -263,6 +323,12 @@ def cosine_decay_schedule(init_value: Any, decay_steps: int,
 def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int],
                    ) -> Schedule:
   """Runs ``schedules[i]`` from ``boundaries[i - 1]`` on, restarted at 0.
+
+  Args:
+    schedules: the schedules to run one after the other; one more than
+      ``boundaries``.
+    boundaries: the increasing steps at which the next schedule takes over, each
+      started at its own step 0.
 
   Example:
     >>> import gradtx
@@ -296,6 +362,15 @@ def warmup_cosine_decay_schedule(init_value: Any, peak_value: Any,
 
   ``decay_steps`` counts the warm-up too, as in optax.
 
+  Args:
+    init_value: the value at step 0, the start of the warm-up.
+    peak_value: the value reached at the end of the warm-up.
+    warmup_steps: the steps of the linear warm-up, a non-negative int.
+    decay_steps: the total length, warm-up included, greater than
+      ``warmup_steps``; after it the value stays ``end_value``.
+    end_value: the value the cosine decays to.
+    exponent: the power of the cosine factor (1: plain cosine).
+
   Example:
     >>> import gradtx
     >>> s = gradtx.warmup_cosine_decay_schedule(0.0, 1.0, 10, 110)
@@ -318,6 +393,21 @@ def warmup_exponential_decay_schedule(
     staircase: bool = False, end_value: Optional[Any] = None) -> Schedule:
   """Linear warm-up to ``peak_value``, then :func:`exponential_decay`.
 
+  Args:
+    init_value: the value at step 0, the start of the warm-up.
+    peak_value: the value reached at the end of the warm-up, where the decay
+      starts.
+    warmup_steps: the steps of the linear warm-up, a non-negative int.
+    transition_steps: the steps over which the value is multiplied by
+      ``decay_rate`` once (see :func:`exponential_decay`).
+    decay_rate: the factor per ``transition_steps`` steps, non-negative.
+    transition_begin: the steps after the warm-up before the decay starts, a
+      non-negative int.
+    staircase: drop the value every ``transition_steps`` steps instead of
+      continuously.
+    end_value: a bound on the decayed value (a floor when decaying); ``None``:
+      unbounded.
+
   Example:
     >>> import gradtx
     >>> s = gradtx.warmup_exponential_decay_schedule(0.0, 1.0, 10, 10, 0.5)
@@ -339,6 +429,12 @@ def sgdr_schedule(cosine_kwargs: Iterable[dict]) -> Schedule:
   One :func:`warmup_cosine_decay_schedule` per dict of keyword arguments,
   run one after the other. For PyTorch's ``CosineAnnealingWarmRestarts``
   with growing periods use :func:`cosine_warm_restarts_schedule`.
+
+  Args:
+    cosine_kwargs: one dict of :func:`warmup_cosine_decay_schedule` keyword
+      arguments per cycle (``init_value``, ``peak_value``, ``warmup_steps``,
+      ``decay_steps``, optionally ``end_value`` and ``exponent``); each cycle
+      lasts its ``decay_steps``.
 
   Example:
     >>> import gradtx
@@ -391,6 +487,20 @@ def linear_onecycle_schedule(transition_steps: int, peak_value: Any,
   ``pct_final``, then anneals to ``peak / (div_factor * final_div_factor)``
   at ``transition_steps``.
 
+  Args:
+    transition_steps: the length of the whole cycle, a positive int; the value
+      stays at its end value after it.
+    peak_value: the highest value, reached after
+      ``pct_start * transition_steps`` steps.
+    pct_start: the fraction of the cycle, in [0, 1), spent rising from
+      ``peak_value / div_factor`` to ``peak_value``.
+    pct_final: the fraction of the cycle, in [``pct_start``, 1], at which the
+      value is back at ``peak_value / div_factor``; then it anneals to the end
+      value.
+    div_factor: the start value is ``peak_value / div_factor``; positive.
+    final_div_factor: the end value is ``peak_value / (div_factor *
+      final_div_factor)``; positive.
+
   Example:
     >>> import gradtx
     >>> s = gradtx.linear_onecycle_schedule(100, 1.0)
@@ -416,6 +526,18 @@ def cosine_onecycle_schedule(transition_steps: int, peak_value: Any,
                              pct_start: float = 0.3, div_factor: float = 25.0,
                              final_div_factor: float = 1e4) -> Schedule:
   """One-cycle policy with cosine pieces (fastai's form), as in optax.
+
+  Args:
+    transition_steps: the length of the whole cycle, a positive int; the value
+      stays at its end value after it.
+    peak_value: the highest value, reached after
+      ``pct_start * transition_steps`` steps.
+    pct_start: the fraction of the cycle, in [0, 1), spent rising from
+      ``peak_value / div_factor`` to ``peak_value``; the rest anneals to the end
+      value.
+    div_factor: the start value is ``peak_value / div_factor``; positive.
+    final_div_factor: the end value is ``peak_value / (div_factor *
+      final_div_factor)``; positive.
 
   Example:
     >>> import gradtx
@@ -455,6 +577,16 @@ def cyclic_schedule(base_value: Any, max_value: Any, step_size: int,
   max_lr, step_size_up=step_size, mode=mode, gamma=gamma)`` at every step.
   The position in the cycle is computed in integer arithmetic, so it is
   exact at any int32 step.
+
+  Args:
+    base_value: ``b``, the lowest value, at the start of each cycle.
+    max_value: ``m``, the highest value (before the amplitude scaling), at least
+      ``base_value``.
+    step_size: ``s``, the steps of each half cycle, a positive int.
+    mode: ``"triangular"``, ``"triangular2"`` or ``"exp_range"``: how the
+      amplitude changes from cycle to cycle (see above).
+    gamma: the per-step amplitude factor of ``"exp_range"``, in (0, 1]; unused
+      by the other modes.
 
   Example:
     >>> import gradtx
@@ -507,6 +639,15 @@ def cosine_warm_restarts_schedule(init_value: Any, first_period: int,
   Equals ``torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(T_0,
   T_mult, eta_min)`` at every step. Period boundaries are found in integer
   arithmetic.
+
+  Args:
+    init_value: the value at the start of each period, :math:`v_0`.
+    first_period: :math:`T_0`, the length of the first period in steps, a
+      positive int.
+    period_mult: :math:`T_{mult}`, the factor by which each period is longer
+      than the one before, a positive int (1: equal periods).
+    min_value: :math:`v_{min}`, the value the cosine anneals to, at most
+      ``init_value``.
 
   Example:
     >>> import gradtx

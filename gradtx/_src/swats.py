@@ -98,8 +98,10 @@ def swats(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
 
   Args:
     learning_rate: Adam's step size :math:`\alpha` (a number or a schedule).
-    b1, b2: Adam's decay rates; ``b1`` is also SGD's momentum and ``b2``
-      the decay of :math:`\lambda`.
+    b1: Adam's first-moment decay rate, in [0, 1); also the momentum of
+      the SGD phase.
+    b2: Adam's second-moment decay rate, in [0, 1); also the decay of
+      :math:`\lambda`, the average of the projected rate.
     eps: Adam's epsilon and, when ``switch_rtol`` is None, the paper's
       absolute switch tolerance.
     per_leaf: switch each leaf on its own (see above).

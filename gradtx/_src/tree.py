@@ -37,6 +37,10 @@ def tree_zeros_like(tree: Any, dtype: Optional[Any] = None) -> Any:
   Each buffer gets its leaf's sharding: eagerly, and under ``jit`` with
   explicit or automatic mesh axes (see :func:`follow_sharding`), where
   ``zeros(shape)`` would put the whole state on one device.
+
+  Args:
+    tree: a pytree of arrays.
+    dtype: the dtype of the zeros; ``None``: each leaf's dtype.
   """
   return jax.tree.map(lambda x: follow_sharding(jnp.zeros_like(
       x, dtype=dtype or jnp.result_type(x)), x), check_params(tree))
@@ -52,6 +56,12 @@ def tree_full_like(tree: Any, fill_value: Any = _MISSING,
   leaf's, with the leaf's sharding (see :func:`tree_zeros_like`).
 
   ``fill_value`` is optax's name; ``value=`` is accepted too.
+
+  Args:
+    tree: a pytree of arrays.
+    fill_value: the scalar to fill with.
+    dtype: the dtype of the result; ``None``: each leaf's dtype.
+    value: another name for ``fill_value``; give one of the two.
   """
   if (fill_value is _MISSING) == (value is _MISSING):
     raise TypeError("tree_full_like: give the fill value once, as "
@@ -114,7 +124,12 @@ def tree_map_leaves(f: Callable[[Any], Any], tree: Any) -> Any:
 
 
 def tree_cast(tree: Any, dtype: Optional[Any]) -> Any:
-  """Casts every leaf to ``dtype``; ``dtype=None`` leaves the tree as it is."""
+  """Casts every leaf to ``dtype``; ``dtype=None`` leaves the tree as it is.
+
+  Args:
+    tree: a pytree of arrays (``None`` leaves stay ``None``).
+    dtype: the dtype to cast to; ``None``: no cast.
+  """
   if dtype is None:
     return tree
   return jax.tree.map(lambda x: None if x is None else x.astype(dtype), tree,
@@ -130,7 +145,12 @@ def tree_norm_sq(tree: Any) -> jax.Array:
 
 
 def tree_global_norm(tree: Any) -> jax.Array:
-  """The l2 norm of all entries of the tree taken as one vector."""
+  """The l2 norm of all entries of the tree taken as one vector.
+
+  Args:
+    tree: a pytree of arrays, real or complex (a complex entry counts by its
+      magnitude).
+  """
   return jnp.sqrt(tree_norm_sq(tree))
 
 

@@ -111,7 +111,12 @@ class MaskedNode(NamedTuple):
 
 
 class MaskedState(NamedTuple):
-  """The inner transform's state, built on the masked params."""
+  """The inner transform's state, built on the masked params.
+
+  Attributes:
+    inner_state: the state of the inner transform, built on the params with each
+      masked-out subtree replaced by a :class:`MaskedNode`.
+  """
   inner_state: Any
 
 
@@ -189,7 +194,12 @@ def _masked(fn: str, inner: base.GradientTransformation, mask: Any,
 
 
 class PartitionState(NamedTuple):
-  """One inner state per label."""
+  """One inner state per label.
+
+  Attributes:
+    inner_states: each label's transform state (a :class:`MaskedState`), by
+      label.
+  """
   inner_states: dict
 
 
@@ -205,6 +215,15 @@ def partition(transforms: Mapping[Hashable, base.GradientTransformation],
   leaves: its state holds nothing for the others (each inner state is a
   :func:`masked` state, as in optax). ``mask_compatible_extra_args`` is
   passed on to :func:`masked`.
+
+  Args:
+    transforms: a transform per label.
+    param_labels: the label of each leaf: a tree of labels with the params'
+      structure (or a prefix of one), or a function of the params returning one;
+      every label must be a key of ``transforms``.
+    mask_compatible_extra_args: also mask every extra argument that has the
+      updates' tree structure, so each transform sees only its own leaves of it
+      (see :func:`masked`).
 
   Example:
     >>> import gradtx, jax.numpy as jnp
@@ -283,6 +302,11 @@ def freeze(mask: Union[Any, Callable[[Any], Any]],
   frozen params, use ``partition({"train": opt, "frozen": freeze(True)},
   labels)`` instead.
 
+  Args:
+    mask: the leaves to freeze: a tree of bools with the params' structure (or a
+      prefix of one, or a single ``True`` for all), or a function of the params
+      returning one.
+
   Example:
     >>> import gradtx, jax.numpy as jnp
     >>> tx = gradtx.chain(gradtx.adam(1e-3),
@@ -292,7 +316,13 @@ def freeze(mask: Union[Any, Callable[[Any], Any]],
 
 
 class EmaParamsState(NamedTuple):
-  """Step count and the moving average of the params."""
+  """Step count and the moving average of the params.
+
+  Attributes:
+    count: the number of steps taken, an int32 scalar that saturates at
+      ``2**31 - 1``.
+    ema: the moving average of the params, the weights to evaluate with.
+  """
   count: jax.Array
   ema: Any
 
@@ -308,6 +338,9 @@ def ema_params(decay: Any = 0.999) -> base.GradientTransformation:
   pass through unchanged; put it last in the chain so that
   :math:`\theta_t` is ``params + updates``. Read ``state.ema`` (for a
   chain, the last member's state) to evaluate.
+
+  Args:
+    decay: the weight :math:`\beta` of the past average, in [0, 1).
 
   Example:
     >>> import gradtx, jax.numpy as jnp
