@@ -129,12 +129,14 @@ def _like_params(tree: Any, params: Any) -> Any:
 
 
 def _objective_kwargs(fn: str, value_fn: Callable[..., Any],
-                      extra_args: dict) -> dict:
+                      extra_args: dict, strict: bool = True) -> dict:
   """The extra keyword arguments of ``update``, all meant for ``value_fn``.
 
   As in optax, an argument that ``value_fn`` does not take is an error (it
   is almost always a typo, and the line search would silently search a
   different objective); a ``value_fn`` with ``**kwargs`` takes them all.
+  With ``strict=False`` (the second-order transforms, which share a chain's
+  keyword arguments with the other members) such arguments are left out.
   """
   try:
     params = inspect.signature(value_fn).parameters
@@ -143,6 +145,8 @@ def _objective_kwargs(fn: str, value_fn: Callable[..., Any],
   if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
     return dict(extra_args)
   unused = sorted(k for k in extra_args if k not in params)
+  if unused and not strict:
+    return {k: v for k, v in extra_args.items() if k in params}
   if unused:
     raise TypeError(
         f"{fn}: Unexpected keyword arguments passed to update: {unused} are "

@@ -63,7 +63,8 @@ def _residuals(name, params, residual_fn, extra_args):
   if not callable(residual_fn):
     raise TypeError(_NEEDS_RESIDUALS.format(name=name,
                                             residual_fn=residual_fn))
-  kw = L._objective_kwargs(residual_fn, extra_args)
+  kw = L._objective_kwargs(name, residual_fn, extra_args,
+                           strict=False)
   return lambda p: residual_fn(p, **kw)
 
 

@@ -125,7 +125,7 @@ def scale_by_natural_gradient(damping: Any = 1e-3, max_cg_steps: int = 10,
       raise ValueError(base.NO_PARAMS_MSG.format(name=fn))
     if not callable(output_fn):
       raise TypeError(_NEEDS_OUTPUTS.format(name=fn, output_fn=output_fn))
-    kw = L._objective_kwargs(output_fn, {
+    kw = L._objective_kwargs(fn, output_fn, strict=False, extra_args={
         k: v for k, v in extra_args.items()
         if k not in ("value", "grad", "value_fn")})
     z = lambda p: output_fn(p, **kw)

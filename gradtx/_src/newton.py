@@ -43,7 +43,7 @@ def objective(name: str, params: Any, value_fn: Any,
     raise ValueError(base.NO_PARAMS_MSG.format(name=name))
   if not callable(value_fn):
     raise TypeError(_NEEDS_VALUE_FN.format(name=name, value_fn=value_fn))
-  kw = L._objective_kwargs(value_fn, extra_args)
+  kw = L._objective_kwargs(name, value_fn, extra_args, strict=False)
   return lambda p: value_fn(p, **kw)
 
 
