@@ -111,7 +111,7 @@ API_PAGES: dict[str, tuple[str, str, list[tuple[str, str, list[str]]]]] = {
             ("Wrapping an optimizer", "",
              ["lookahead", "MultiSteps", "skip_not_finite",
               "skip_large_updates", "apply_if_finite", "ema_params",
-              "flatten", "inject_hyperparams"]),
+              "flatten", "inject_hyperparams", "InjectHyperparamsState"]),
         ]),
     "schedules.md": (
         "Schedules",
