@@ -82,7 +82,8 @@ API_PAGES: dict[str, tuple[str, str, list[tuple[str, str, list[str]]]]] = {
              "      show_root_heading: false\n"
              "      show_root_toc_entry: false\n"
              "      members: false\n",
-             ["GradientTransformation", "EmptyState", "identity",
+             ["GradientTransformation", "with_extra_args_support",
+              "takes_extra_args", "call_update", "EmptyState", "identity",
               "stateless", "stateless_with_tree_map"]),
             ("Scaling", "",
              ["scale", "scale_by_learning_rate", "scale_by_schedule"]),

@@ -14,7 +14,6 @@ from gradtx._src.adam_family import AmsgradMaxState
 from gradtx._src.adam_family import amsgrad_max
 from gradtx._src.adam_family import bound_lr
 from gradtx._src.adam_family import rectify
-from gradtx._src.adaptive import AdamMoments
 from gradtx._src.adaptive import ScaleByAdaDeltaState
 from gradtx._src.adaptive import ScaleByAdamState
 from gradtx._src.adaptive import ScaleByRmsState
@@ -49,14 +48,20 @@ from gradtx._src.alias import rmsprop
 from gradtx._src.alias import rprop
 from gradtx._src.alias import sgd
 from gradtx._src.alias import sgdw
+from gradtx._src.base import AdamMoments
 from gradtx._src.base import EmptyState
 from gradtx._src.base import GradientTransformation
 from gradtx._src.base import GradientTransformationExtraArgs
+from gradtx._src.base import MomentConsumer
+from gradtx._src.base import MomentEmitter
+from gradtx._src.base import MomentRelay
 from gradtx._src.base import apply_updates
+from gradtx._src.base import call_update
 from gradtx._src.base import identity
 from gradtx._src.base import safe_increment
 from gradtx._src.base import stateless
 from gradtx._src.base import stateless_with_tree_map
+from gradtx._src.base import takes_extra_args
 from gradtx._src.base import with_extra_args_support
 from gradtx._src.clipping import clip
 from gradtx._src.clipping import clip_by_global_norm
@@ -148,6 +153,9 @@ __all__ = (
     "MaskedNode",
     "MaskedState",
     "MinimizeResult",
+    "MomentConsumer",
+    "MomentEmitter",
+    "MomentRelay",
     "MultiSteps",
     "MultiStepsState",
     "PartitionState",
@@ -185,6 +193,7 @@ __all__ = (
     "apply_updates",
     "bfgs",
     "bound_lr",
+    "call_update",
     "chain",
     "clip",
     "clip_by_global_norm",
@@ -254,6 +263,7 @@ __all__ = (
     "stateless",
     "stateless_with_tree_map",
     "swats",
+    "takes_extra_args",
     "trace",
     "tree_cast",
     "tree_full_like",

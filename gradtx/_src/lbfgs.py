@@ -136,10 +136,10 @@ def _objective_kwargs(fn: str, value_fn: Callable[..., Any],
   is almost always a typo, and the line search would silently search a
   different objective); a ``value_fn`` with ``**kwargs`` takes them all.
   """
-  try:
-    params = inspect.signature(value_fn).parameters
-  except (TypeError, ValueError):
+  sig = base.signature(value_fn)
+  if sig is None:
     return dict(extra_args)
+  params = sig.parameters
   if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
     return dict(extra_args)
   unused = sorted(k for k in extra_args if k not in params)
