@@ -181,3 +181,13 @@ def test_call_update_rule():
   assert seen == ["called"]
   assert gradtx.takes_extra_args(gradtx.with_extra_args_support(tx))
   assert not gradtx.takes_extra_args(tx)
+
+
+def test_injected_consumer_without_params_reads_the_dtype_of_the_moments():
+  params = {"a": jnp.ones(3, jnp.float32)}
+  tx = gradtx.chain(gradtx.scale_by_adam(),
+                    gradtx.inject_hyperparams(gradtx.rectify)(),
+                    gradtx.scale(-LR))
+  updates, state = tx.update(params, tx.init(params))
+  assert state[1].hyperparams["threshold"].dtype == jnp.float32
+  assert updates["a"].dtype == jnp.float32

@@ -230,7 +230,11 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
       values = dict(state.hyperparams)
       values.update({k: s(state.hyperparams_states[k], **sched_args)
                      for k, s in schedules.items()})
-      hp = cast(values, updates if params is None else params)
+      like = params
+      if like is None:  # the updates, or the moments a consumer reads
+        like = (updates.mu_hat if isinstance(updates, base.AdamMoments)
+                else updates)
+      hp = cast(values, like)
       states = {k: s.update(state.hyperparams_states[k], **sched_args)
                 for k, s in schedules.items()}
       inner = build(dict(hp))
