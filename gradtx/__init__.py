@@ -6,158 +6,150 @@ The contract is stated once, in :mod:`gradtx._src.base`:
 structurally the same as optax's.
 """
 
-from gradtx._src.accumulate import (
-    ApplyIfFiniteState,
-    MultiSteps,
-    MultiStepsState,
-    apply_if_finite,
-    skip_large_updates,
-    skip_not_finite,
-)
-from gradtx._src.accumulation import EmaState, TraceState, ema, trace
-from gradtx._src.adam_family import AmsgradMaxState, amsgrad_max, bound_lr, rectify
-from gradtx._src.adaptive import (
-    AdamMoments,
-    ScaleByAdaDeltaState,
-    ScaleByAdamState,
-    ScaleByRmsState,
-    ScaleByRpropState,
-    ScaleByRssState,
-    ScaleByStddevState,
-    scale_by_adadelta,
-    scale_by_adam,
-    scale_by_adamax,
-    scale_by_rms,
-    scale_by_rprop,
-    scale_by_rss,
-    scale_by_stddev,
-)
-from gradtx._src.adding import (
-    AddDecayedWeightsState,
-    AddNoiseState,
-    add_decayed_weights,
-    add_noise,
-)
-from gradtx._src.alias import (
-    adabound,
-    adadelta,
-    adagrad,
-    adam,
-    adamax,
-    adamw,
-    amsbound,
-    amsgrad,
-    nadam,
-    nadamw,
-    noisy_sgd,
-    radam,
-    ranger,
-    rmsprop,
-    rprop,
-    sgd,
-    sgdw,
-)
-from gradtx._src.base import (
-    EmptyState,
-    GradientTransformation,
-    GradientTransformationExtraArgs,
-    apply_updates,
-    identity,
-    safe_increment,
-    stateless,
-    stateless_with_tree_map,
-    with_extra_args_support,
-)
-from gradtx._src.bfgs import ScaleByBFGSState, bfgs, scale_by_bfgs
-from gradtx._src.clipping import clip, clip_by_global_norm
-from gradtx._src.combine import chain, named_chain
-from gradtx._src.hessian_diag import ScaleByHessianDiagState, scale_by_hessian_diag
-from gradtx._src.inject import (
-    Hyperparams,
-    InjectHyperparamsState,
-    InjectStatefulHyperparamsState,
-    inject_hyperparams,
-)
+from gradtx._src.accumulation import EmaState
+from gradtx._src.accumulation import TraceState
+from gradtx._src.accumulation import ema
+from gradtx._src.accumulation import trace
+from gradtx._src.adam_family import AmsgradMaxState
+from gradtx._src.adam_family import amsgrad_max
+from gradtx._src.adam_family import bound_lr
+from gradtx._src.adam_family import rectify
+from gradtx._src.adaptive import ScaleByAdaDeltaState
+from gradtx._src.adaptive import ScaleByAdamState
+from gradtx._src.adaptive import ScaleByRmsState
+from gradtx._src.adaptive import ScaleByRpropState
+from gradtx._src.adaptive import ScaleByRssState
+from gradtx._src.adaptive import ScaleByStddevState
+from gradtx._src.adaptive import scale_by_adadelta
+from gradtx._src.adaptive import scale_by_adam
+from gradtx._src.adaptive import scale_by_adamax
+from gradtx._src.adaptive import scale_by_rms
+from gradtx._src.adaptive import scale_by_rprop
+from gradtx._src.adaptive import scale_by_rss
+from gradtx._src.adaptive import scale_by_stddev
+from gradtx._src.adding import AddDecayedWeightsState
+from gradtx._src.adding import AddNoiseState
+from gradtx._src.adding import add_decayed_weights
+from gradtx._src.adding import add_noise
+from gradtx._src.alias import adabound
+from gradtx._src.alias import adadelta
+from gradtx._src.alias import adagrad
+from gradtx._src.alias import adam
+from gradtx._src.alias import adamax
+from gradtx._src.alias import adamw
+from gradtx._src.alias import amsbound
+from gradtx._src.alias import amsgrad
+from gradtx._src.alias import nadam
+from gradtx._src.alias import nadamw
+from gradtx._src.alias import noisy_sgd
+from gradtx._src.alias import radam
+from gradtx._src.alias import ranger
+from gradtx._src.alias import rmsprop
+from gradtx._src.alias import rprop
+from gradtx._src.alias import sgd
+from gradtx._src.alias import sgdw
+from gradtx._src.base import AdamMoments
+from gradtx._src.base import EmptyState
+from gradtx._src.base import GradientTransformation
+from gradtx._src.base import GradientTransformationExtraArgs
+from gradtx._src.base import MomentConsumer
+from gradtx._src.base import MomentEmitter
+from gradtx._src.base import MomentRelay
+from gradtx._src.base import apply_updates
+from gradtx._src.base import call_update
+from gradtx._src.base import identity
+from gradtx._src.base import safe_increment
+from gradtx._src.base import stateless
+from gradtx._src.base import stateless_with_tree_map
+from gradtx._src.base import takes_extra_args
+from gradtx._src.base import with_extra_args_support
+from gradtx._src.clipping import clip
+from gradtx._src.clipping import clip_by_global_norm
+from gradtx._src.combine import chain
+from gradtx._src.combine import named_chain
+from gradtx._src.inject import Hyperparams
+from gradtx._src.inject import InjectHyperparamsState
+from gradtx._src.inject import InjectStatefulHyperparamsState
+from gradtx._src.inject import inject_hyperparams
+from gradtx._src.lbfgs import BacktrackingLinesearchInfo
+from gradtx._src.lbfgs import ScaleByBacktrackingLinesearchState
+from gradtx._src.lbfgs import ScaleByLBFGSState
+from gradtx._src.lbfgs import ScaleByZoomLinesearchState
+from gradtx._src.lbfgs import ZoomLinesearchInfo
+from gradtx._src.lbfgs import lbfgs
+from gradtx._src.lbfgs import scale_by_backtracking_linesearch
+from gradtx._src.lbfgs import scale_by_lbfgs
+from gradtx._src.lbfgs import scale_by_zoom_linesearch
+from gradtx._src.lbfgs import value_and_grad_from_state
 from gradtx._src.layouts import flatten
-from gradtx._src.lbfgs import (
-    BacktrackingLinesearchInfo,
-    ScaleByBacktrackingLinesearchState,
-    ScaleByLBFGSState,
-    ScaleByZoomLinesearchState,
-    ZoomLinesearchInfo,
-    lbfgs,
-    scale_by_backtracking_linesearch,
-    scale_by_lbfgs,
-    scale_by_zoom_linesearch,
-    value_and_grad_from_state,
-)
-from gradtx._src.least_squares import (
-    LeastSquaresInfo,
-    ScaleByLevenbergMarquardtState,
-    levenberg_marquardt,
-)
-from gradtx._src.lookahead import LookaheadParams, LookaheadState, lookahead
-from gradtx._src.lr_find import LRFindResult, lr_find
-from gradtx._src.minimize import (
-    LeastSquaresResult,
-    MinimizeResult,
-    least_squares,
-    minimize,
-)
-from gradtx._src.natural_gradient import (
-    ScaleByNaturalGradientState,
-    natural_gradient,
-    scale_by_natural_gradient,
-)
-from gradtx._src.newton import (
-    ScaleByNewtonCGState,
-    ScaleByNewtonState,
-    newton,
-    newton_cg,
-    scale_by_newton,
-    scale_by_newton_cg,
-)
-from gradtx._src.scaling import (
-    ScaleByScheduleState,
-    scale,
-    scale_by_learning_rate,
-    scale_by_schedule,
-)
-from gradtx._src.schedules import (
-    constant_schedule,
-    cosine_decay_schedule,
-    cosine_onecycle_schedule,
-    cosine_warm_restarts_schedule,
-    cyclic_schedule,
-    exponential_decay,
-    inverse_sqrt_decay,
-    inverse_time_decay,
-    join_schedules,
-    linear_onecycle_schedule,
-    linear_schedule,
-    piecewise_constant_schedule,
-    polynomial_schedule,
-    sgdr_schedule,
-    warmup_cosine_decay_schedule,
-    warmup_exponential_decay_schedule,
-)
-from gradtx._src.swats import SwatsState, swats
-from gradtx._src.tree import (
-    tree_cast,
-    tree_full_like,
-    tree_global_norm,
-    tree_zeros_like,
-)
-from gradtx._src.wrappers import (
-    EmaParamsState,
-    MaskedNode,
-    MaskedState,
-    PartitionState,
-    ema_params,
-    freeze,
-    masked,
-    partition,
-)
+from gradtx._src.lookahead import LookaheadParams
+from gradtx._src.lookahead import LookaheadState
+from gradtx._src.lookahead import lookahead
+from gradtx._src.lr_find import LRFindResult
+from gradtx._src.lr_find import lr_find
+from gradtx._src.accumulate import ApplyIfFiniteState
+from gradtx._src.accumulate import MultiSteps
+from gradtx._src.accumulate import MultiStepsState
+from gradtx._src.accumulate import skip_large_updates
+from gradtx._src.accumulate import skip_not_finite
+from gradtx._src.accumulate import apply_if_finite
+from gradtx._src.scaling import ScaleByScheduleState
+from gradtx._src.scaling import scale
+from gradtx._src.scaling import scale_by_learning_rate
+from gradtx._src.scaling import scale_by_schedule
+from gradtx._src.schedules import constant_schedule
+from gradtx._src.schedules import cosine_decay_schedule
+from gradtx._src.schedules import cosine_onecycle_schedule
+from gradtx._src.schedules import cosine_warm_restarts_schedule
+from gradtx._src.schedules import cyclic_schedule
+from gradtx._src.schedules import exponential_decay
+from gradtx._src.schedules import inverse_sqrt_decay
+from gradtx._src.schedules import inverse_time_decay
+from gradtx._src.schedules import join_schedules
+from gradtx._src.schedules import linear_onecycle_schedule
+from gradtx._src.schedules import linear_schedule
+from gradtx._src.schedules import piecewise_constant_schedule
+from gradtx._src.schedules import polynomial_schedule
+from gradtx._src.schedules import sgdr_schedule
+from gradtx._src.schedules import warmup_cosine_decay_schedule
+from gradtx._src.schedules import warmup_exponential_decay_schedule
+from gradtx._src.swats import SwatsState
+from gradtx._src.swats import swats
+from gradtx._src.tree import tree_cast
+from gradtx._src.tree import tree_full_like
+from gradtx._src.tree import tree_global_norm
+from gradtx._src.tree import tree_zeros_like
+from gradtx._src.wrappers import EmaParamsState
+from gradtx._src.wrappers import MaskedNode
+from gradtx._src.wrappers import MaskedState
+from gradtx._src.wrappers import PartitionState
+from gradtx._src.wrappers import ema_params
+from gradtx._src.wrappers import freeze
+from gradtx._src.wrappers import masked
+from gradtx._src.wrappers import partition
+
+
+from gradtx._src.bfgs import ScaleByBFGSState
+from gradtx._src.bfgs import bfgs
+from gradtx._src.bfgs import scale_by_bfgs
+from gradtx._src.hessian_diag import ScaleByHessianDiagState
+from gradtx._src.hessian_diag import scale_by_hessian_diag
+from gradtx._src.least_squares import LeastSquaresInfo
+from gradtx._src.least_squares import ScaleByLevenbergMarquardtState
+from gradtx._src.least_squares import levenberg_marquardt
+from gradtx._src.minimize import LeastSquaresResult
+from gradtx._src.minimize import MinimizeResult
+from gradtx._src.minimize import least_squares
+from gradtx._src.minimize import minimize
+from gradtx._src.natural_gradient import ScaleByNaturalGradientState
+from gradtx._src.natural_gradient import natural_gradient
+from gradtx._src.natural_gradient import scale_by_natural_gradient
+from gradtx._src.newton import ScaleByNewtonCGState
+from gradtx._src.newton import ScaleByNewtonState
+from gradtx._src.newton import newton
+from gradtx._src.newton import newton_cg
+from gradtx._src.newton import scale_by_newton
+from gradtx._src.newton import scale_by_newton_cg
 
 __version__ = "0.1.0"
 
@@ -184,6 +176,9 @@ __all__ = (
     "MaskedNode",
     "MaskedState",
     "MinimizeResult",
+    "MomentConsumer",
+    "MomentEmitter",
+    "MomentRelay",
     "MultiSteps",
     "MultiStepsState",
     "PartitionState",
@@ -221,6 +216,7 @@ __all__ = (
     "apply_updates",
     "bfgs",
     "bound_lr",
+    "call_update",
     "chain",
     "clip",
     "clip_by_global_norm",
@@ -290,6 +286,7 @@ __all__ = (
     "stateless",
     "stateless_with_tree_map",
     "swats",
+    "takes_extra_args",
     "trace",
     "tree_cast",
     "tree_full_like",

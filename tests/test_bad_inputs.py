@@ -533,9 +533,15 @@ def test_factory_instead_of_transform(build):
     build()
 
 
+def test_moment_consumer_first_in_a_chain_given_plain_updates():
+  tx = gradtx.chain(gradtx.rectify())
+  with pytest.raises(TypeError, match=r"chain: rectify \(#0\) reads the "
+                     r"moment estimates of the transform before it, but it "
+                     r"comes first and the chain was given plain updates"):
+    tx.update(_grads(), tx.init(PARAMS))
+
+
 @pytest.mark.parametrize("build,match", [
-    (lambda: gradtx.chain(gradtx.rectify()), r"chain: rectify \(#0\) reads "
-     r"the moment estimates of the transform before it, but it comes first"),
     (lambda: gradtx.chain(gradtx.trace(0.9), gradtx.amsgrad_max()),
      r"chain: amsgrad_max \(#1\) reads the moment estimates of the transform "
      r"before it, but trace \(#0\) does not provide them")])

@@ -16,16 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx._src import base
-from gradtx._src import combine
 from gradtx._src import tree as T
 from gradtx._src import validation as V
-
-
-def _inner_call(inner: Any, forwards: bool, updates: Any, state: Any,
-                params: Any, extra_args: dict) -> tuple:
-  if forwards:
-    return inner.update(updates, state, params, **extra_args)
-  return inner.update(updates, state, params)
 
 
 def _cond(pred: Any, true_fn: Callable[[], Any], false_fn: Callable[[], Any],
@@ -233,7 +225,6 @@ class MultiSteps:
     self._use_grad_mean = bool(use_grad_mean)
     self._acc_dtype = V.check_dtype(fn, "accumulator_dtype",
                                     accumulator_dtype)
-    self._forwards = combine._accepts_extra_args(opt.update)
 
   @property
   def inner_opt(self) -> base.GradientTransformation:
@@ -288,8 +279,8 @@ class MultiSteps:
 
     def inner_step():
       grads = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
-      return _inner_call(self._opt, self._forwards, grads,
-                         state.inner_opt_state, params, extra_args)
+      return base.call_update(self._opt, grads, state.inner_opt_state,
+                              params, **extra_args)
 
     def final():
       new_updates, inner_state = inner_step()
@@ -410,8 +401,6 @@ def apply_if_finite(inner: base.GradientTransformation,
         f"{fn}: max_consecutive_errors must be an int >= 0 (the most "
         f"non-finite steps in a row to skip), got {max_consecutive_errors=}.")
   max_errors = int(max_consecutive_errors)
-  forwards = combine._accepts_extra_args(inner.update)
-
   def init_fn(params):
     return ApplyIfFiniteState(
         notfinite_count=base.zero_count(), last_finite=jnp.array(True),
@@ -423,8 +412,8 @@ def apply_if_finite(inner: base.GradientTransformation,
                                 base.safe_increment(state.notfinite_count))
 
     def inner_step():
-      return _inner_call(inner, forwards, updates, state.inner_state, params,
-                         extra_args)
+      return base.call_update(inner, updates, state.inner_state, params,
+                              **extra_args)
 
     def skip():
       return _zero_updates_of(inner_step), state.inner_state

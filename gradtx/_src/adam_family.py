@@ -1,8 +1,9 @@
 """Pieces that modify Adam's step: AMSGrad, RAdam and AdaBound as primitives.
 
 Each reads the :class:`~gradtx.AdamMoments` record that ``scale_by_adam``
-hands along a :func:`gradtx.chain` (see ``docs/design.md``), so they compose
-in any order after it and the chain keeps one copy of each moment.
+hands along a :func:`gradtx.chain` (the hand-off of the contract,
+``gradtx/_src/base.py``), so they compose in any order after it and the chain
+keeps one copy of each moment.
 """
 
 from __future__ import annotations
@@ -23,16 +24,20 @@ def _expect_moments(fn: str, updates: Any) -> AdamMoments:
   if not isinstance(updates, AdamMoments):
     raise TypeError(
         f"{fn}: expected the moment estimates handed over by scale_by_adam, "
-        f"got plain updates ({type(updates).__name__}). {fn} must come right "
-        f"after scale_by_adam (or after another of amsgrad_max, rectify, "
-        f"bound_lr) inside gradtx.chain, e.g. gradtx.chain("
-        f"gradtx.scale_by_adam(), gradtx.{fn}(...), ...). optax.chain cannot "
-        f"carry the hand-off.")
+        f"got plain updates ({type(updates).__name__}). {fn} reads the "
+        f"moments of the transform before it, which only gradtx.chain asks "
+        f"for: put it right after scale_by_adam (or after another of "
+        f"amsgrad_max, rectify, bound_lr) in one gradtx.chain, e.g. "
+        f"gradtx.chain(gradtx.scale_by_adam(), gradtx.{fn}(...), ...). "
+        f"optax.chain cannot carry the hand-off; inside it, pass that whole "
+        f"gradtx.chain as one member.")
   return updates
 
 
-def _finish(moments: AdamMoments, emit_moments: bool) -> Any:
-  return moments if emit_moments else adam_moments_to_updates(moments)
+def _finish(moments: AdamMoments, extra_args: dict) -> Any:
+  if extra_args.get(base.EMIT_MOMENTS, False):
+    return moments
+  return adam_moments_to_updates(moments)
 
 
 class AmsgradMaxState(NamedTuple):
@@ -83,9 +88,8 @@ def amsgrad_max(bias_correction_mu: bool = True,
   def init_fn(params):
     return AmsgradMaxState(nu_max=T.tree_zeros_like(params))
 
-  def update_fn(updates, state, params=None, *, emit_moments=False,
-                **extra_args):
-    del params, extra_args
+  def update_fn(updates, state, params=None, **extra_args):
+    del params
     m = _expect_moments(fn, updates)
     raw = max_of_raw or not bias_correction_nu
     bc2 = jnp.asarray(m.bc2)
@@ -104,12 +108,10 @@ def amsgrad_max(bias_correction_mu: bool = True,
       bc1 = jnp.asarray(m.bc1)
       m = m._replace(mu_hat=jax.tree.map(
           lambda x: x * bc1.astype(x.dtype), m.mu_hat), bc1=1.0)
-    return _finish(m, emit_moments), AmsgradMaxState(nu_max=nu_max)
+    return _finish(m, extra_args), AmsgradMaxState(nu_max=nu_max)
 
   update_fn.gradtx_name = fn
-  update_fn.consumes_moments = True
-  update_fn.emits_moments = True
-  return base.GradientTransformation(init_fn, update_fn)
+  return base.MomentRelay(init_fn, update_fn)
 
 
 def rectify(threshold: Any = 5.0) -> base.GradientTransformation:
@@ -148,9 +150,8 @@ def rectify(threshold: Any = 5.0) -> base.GradientTransformation:
       hint="r_t is only defined for rho_t > 4 (optax returns NaN below it); "
       "the paper switches at 4, its code at 5.")
 
-  def update_fn(updates, state, params=None, *, emit_moments=False,
-                **extra_args):
-    del params, extra_args
+  def update_fn(updates, state, params=None, **extra_args):
+    del params
     m = _expect_moments(fn, updates)
     b2 = m.b2
     rho_inf = 2.0 / (1.0 - b2) - 1.0
@@ -165,12 +166,10 @@ def rectify(threshold: Any = 5.0) -> base.GradientTransformation:
     m = m._replace(rect=r if isinstance(m.rect, float) and m.rect == 1.0
                    else m.rect * r,
                    adaptive=on if m.adaptive is True else m.adaptive & on)
-    return _finish(m, emit_moments), state
+    return _finish(m, extra_args), state
 
   update_fn.gradtx_name = fn
-  update_fn.consumes_moments = True
-  update_fn.emits_moments = True
-  return base.GradientTransformation(base.init_empty_state, update_fn)
+  return base.MomentRelay(base.init_empty_state, update_fn)
 
 
 def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
@@ -267,5 +266,4 @@ def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
     return T.leafwise(leaf, 1, m.mu_hat, m.nu_hat, name=fn)[0], state
 
   update_fn.gradtx_name = fn
-  update_fn.consumes_moments = True
-  return base.GradientTransformation(base.init_empty_state, update_fn)
+  return base.MomentConsumer(base.init_empty_state, update_fn)

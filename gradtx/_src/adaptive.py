@@ -292,41 +292,7 @@ class ScaleByAdamState(NamedTuple):
   nu: Any
 
 
-class AdamMoments(NamedTuple):
-  """What ``scale_by_adam`` hands to the adaptive transforms after it.
-
-  See ``docs/design.md``. The update it stands for is, per leaf::
-
-      where(adaptive, rect * mu_hat / (sqrt(nu_hat + eps_root) + eps),
-            mu_hat)
-
-  Attributes:
-    mu_hat: the bias-corrected (and, for Nadam, Nesterov) first moment.
-    nu_hat: the bias-corrected second moment ``v_t / (1 - b2**t)``, or what
-      replaces it (AMSGrad's running maximum).
-    count: this step's index ``t`` (1 on the first step).
-    b2: the second-moment decay (RAdam's rectification needs it).
-    bc1: the bias correction ``1 - b1**t`` that ``mu_hat`` was divided by
-      (1 where a consumer undid it): the raw first moment is
-      ``mu_hat * bc1``.
-    bc2: the bias correction ``1 - b2**t`` that ``nu_hat`` was divided by
-      (1 where a consumer undid it): the raw second moment is
-      ``nu_hat * bc2``.
-    eps: the denominator's ``eps``, added outside the root.
-    eps_root: the denominator's ``eps_root``, added inside the root.
-    rect: a scalar multiplier of the adaptive step (RAdam's ``r_t``).
-    adaptive: a scalar bool; False while the step is un-adapted momentum.
-  """
-  mu_hat: Any
-  nu_hat: Any
-  count: jax.Array
-  b2: Any
-  bc1: Any
-  bc2: Any
-  eps: Any
-  eps_root: Any
-  rect: Any = 1.0
-  adaptive: Any = True
+AdamMoments = base.AdamMoments
 
 
 def adam_moments_to_updates(m: AdamMoments) -> Any:
@@ -402,9 +368,8 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
                             mu=T.tree_zeros_like(params, mu_dtype),
                             nu=T.tree_zeros_like(params, nu_dtype))
 
-  def update_fn(updates, state, params=None, *, emit_moments=False,
-                **extra_args):
-    del params, extra_args
+  def update_fn(updates, state, params=None, **extra_args):
+    del params
     # The moments first: another optimizer's state (a TraceState, whose
     # count is None) then fails on them, with chain's error that says so.
     state_mu, state_nu = state.mu, state.nu
@@ -433,7 +398,7 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
       m_store = m_new if mu_dtype is None else m_new.astype(mu_dtype)
       return m_hat, v_hat, m_store, v_new.astype(v.dtype)
 
-    if emit_moments:
+    if extra_args.get(base.EMIT_MOMENTS, False):
       m_hat, v_hat, mu, nu = T.leafwise(moments, 4, updates, state_mu,
                                         state_nu, name=fn)
       out = AdamMoments(m_hat, v_hat, count, beta2, bc1, bc2, eps, eps_root)
@@ -454,8 +419,7 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     return out, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
   update_fn.gradtx_name = fn
-  update_fn.emits_moments = True
-  return base.GradientTransformation(init_fn, update_fn)
+  return base.MomentEmitter(init_fn, update_fn)
 
 
 def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,

@@ -3,29 +3,18 @@
 A chain runs its members in order, feeding each one's updates to the next, and
 keeps their states in a tuple (or a dict for :func:`named_chain`).
 
-Chains also carry the hand-off between adaptive transforms described in
-``docs/design.md``: a member whose ``update`` is marked ``consumes_moments``
-(``amsgrad_max``, ``rectify``, ``bound_lr``) reads the moment estimates of the
-member before it instead of plain updates. The chain checks at construction
-that such a member follows one marked ``emits_moments`` (``scale_by_adam`` or
-another consumer) and asks that member, through the ``emit_moments=True``
-keyword, to hand over its moments rather than finished updates.
+Chains carry the Adam moment hand-off of the contract (``gradtx/_src/base.py``):
+a member is asked, through the extra argument ``emit_moments=True``, for its
+:class:`~gradtx.AdamMoments` record exactly when the member after it is a
+:class:`~gradtx.MomentConsumer`. A chain is itself a consumer if its first
+member is one and an emitter if its last member is one, so chains nest.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Sequence
 
 from gradtx._src import base
-
-
-def _accepts_extra_args(update_fn: Any) -> bool:
-  try:
-    params = inspect.signature(update_fn).parameters.values()
-  except (TypeError, ValueError):
-    return False
-  return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _label(tx: Any) -> str:
@@ -34,7 +23,7 @@ def _label(tx: Any) -> str:
 
 
 def _plan(fn_name: str, txs: Sequence[Any], names: Sequence[str]) -> list:
-  """Per member: (update_fn, forwards extra args?, emit moments?)."""
+  """Per member: emit moments for the next member?"""
   for i, tx in enumerate(txs):
     if not (hasattr(tx, "init") and hasattr(tx, "update")):
       raise TypeError(
@@ -44,47 +33,58 @@ def _plan(fn_name: str, txs: Sequence[Any], names: Sequence[str]) -> list:
   plan = []
   for i, tx in enumerate(txs):
     nxt = txs[i + 1] if i + 1 < len(txs) else None
-    wants = nxt is not None and getattr(nxt.update, "consumes_moments", False)
-    if getattr(tx.update, "consumes_moments", False) and i == 0:
-      raise ValueError(
-          f"{fn_name}: {_label(tx)} ({names[i]}) reads the moment estimates "
-          f"of the transform before it, but it comes first. Put it right "
-          f"after scale_by_adam, e.g. chain(scale_by_adam(), {_label(tx)}(), "
-          f"...).")
-    if wants and not getattr(tx.update, "emits_moments", False):
+    wants = isinstance(nxt, base.MomentConsumer)
+    if wants and not isinstance(tx, base.MomentEmitter):
       raise ValueError(
           f"{fn_name}: {_label(nxt)} ({names[i + 1]}) reads the moment "
           f"estimates of the transform before it, but {_label(tx)} "
           f"({names[i]}) does not provide them. Put it right after "
-          f"scale_by_adam or after another of amsgrad_max, rectify, bound_lr.")
-    plan.append((tx.update, _accepts_extra_args(tx.update), wants))
+          f"scale_by_adam or after another of amsgrad_max, rectify, "
+          f"bound_lr (a gradtx.chain or inject_hyperparams of those works "
+          f"too; other wrappers do not hand moments on).")
+    plan.append(wants)
   return plan
 
 
-def _run(fn_name, names, plan, states, updates, params, extra_args):
+def _run(fn_name, names, txs, plan, states, updates, params, extra_args):
+  # The hand-off request is for this chain's last member only; the members
+  # before it are asked according to the plan.
+  emit_last = bool(extra_args.pop(base.EMIT_MOMENTS, False))
+  if (txs and isinstance(txs[0], base.MomentConsumer)
+      and not isinstance(updates, base.AdamMoments)):
+    raise TypeError(
+        f"{fn_name}: {_label(txs[0])} ({names[0]}) reads the moment "
+        f"estimates of the transform before it, but it comes first and the "
+        f"chain was given plain updates. Put it right after scale_by_adam, "
+        f"e.g. chain(scale_by_adam(), {_label(txs[0])}(), ...); a chain that "
+        f"starts with it works only as the member right after one that "
+        f"hands over moments.")
   new_states = []
-  for i, ((update_fn, extra, emit), state) in enumerate(zip(plan, states)):
+  for i, (tx, wants, state) in enumerate(zip(txs, plan, states)):
+    emit = emit_last if i == len(txs) - 1 else wants
+    kwargs = dict(extra_args, **{base.EMIT_MOMENTS: True}) if emit \
+        else extra_args
     try:
-      if emit:
-        updates, state = update_fn(updates, state, params, emit_moments=True,
-                                   **extra_args)
-      elif extra:
-        updates, state = update_fn(updates, state, params, **extra_args)
-      else:
-        updates, state = update_fn(updates, state, params)
+      updates, state = base.call_update(tx, updates, state, params, **kwargs)
     except AttributeError as e:
       # A member reading a field its state lacks: the state is another
       # optimizer's (same number of members, other types).
       if f"'{type(state).__name__}' object has no attribute" not in str(e):
         raise
-      label = getattr(update_fn, "gradtx_name", None) or "member"
       raise ValueError(
-          f"{fn_name}: {label} ({names[i]}) cannot read its state, a "
+          f"{fn_name}: {_label(tx)} ({names[i]}) cannot read its state, a "
           f"{type(state).__name__} ({e}). Was the state built by this "
           f"optimizer's init()? A state from another optimizer cannot be "
           f"reused; call init(params) on this one.") from None
     new_states.append(state)
   return updates, new_states
+
+
+def _chain_type(txs: Sequence[Any]) -> type:
+  if not txs:
+    return base.GradientTransformationExtraArgs
+  return base.moment_role(isinstance(txs[0], base.MomentConsumer),
+                          isinstance(txs[-1], base.MomentEmitter))
 
 
 def _check_state(fn_name: str, state: Any, kind: type, n: int) -> None:
@@ -104,7 +104,9 @@ def chain(*transforms: base.GradientTransformation,
 
   Any object with ``init`` and ``update`` works as a member, optax transforms
   included. Extra keyword arguments given to ``update`` are forwarded to the
-  members whose ``update`` accepts ``**extra_args``.
+  members by :func:`gradtx.call_update`'s rule. A chain that starts with a
+  moment consumer (``amsgrad_max``, ...) is one, and one that ends with an
+  emitter (``scale_by_adam``, ...) is one, so adaptive groups nest.
 
   Args:
     *transforms: the members, applied in the order given; each one's
@@ -133,11 +135,11 @@ def chain(*transforms: base.GradientTransformation,
       raise ValueError(
           f"chain: the state holds {len(state)} member states but the chain "
           f"has {len(txs)} members. Was it built by this chain's init()?")
-    updates, new_states = _run("chain", labels, plan, state, updates, params,
-                               extra_args)
+    updates, new_states = _run("chain", labels, txs, plan, state, updates,
+                               params, extra_args)
     return updates, tuple(new_states)
 
-  return base.GradientTransformationExtraArgs(init_fn, update_fn)
+  return _chain_type(txs)(init_fn, update_fn)
 
 
 def named_chain(*transforms: tuple[str, base.GradientTransformation],
@@ -173,9 +175,9 @@ def named_chain(*transforms: tuple[str, base.GradientTransformation],
       raise ValueError(
           f"named_chain: the state has members {sorted(state)} but the chain "
           f"has {sorted(names)}.")
-    updates, new_states = _run("named_chain", labels, plan,
+    updates, new_states = _run("named_chain", labels, txs, plan,
                                [state[n] for n in names], updates, params,
                                extra_args)
     return updates, dict(zip(names, new_states))
 
-  return base.GradientTransformationExtraArgs(init_fn, update_fn)
+  return _chain_type(txs)(init_fn, update_fn)

@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx._src import base
-from gradtx._src import combine
 
 
 @jax.tree_util.register_pytree_with_keys_class
@@ -173,7 +172,11 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
     0.0001
   """
   static = {static_args} if isinstance(static_args, str) else set(static_args)
-  signature = inspect.signature(inner_factory)
+  signature = base.signature(inner_factory)
+  if signature is None:
+    raise TypeError(
+        f"inject_hyperparams: cannot read the parameters of "
+        f"{inner_factory!r}; pass a Python function such as gradtx.adam.")
   name = getattr(inner_factory, "__name__", "factory")
   unknown = static - set(signature.parameters)
   if unknown:
@@ -206,8 +209,10 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
     chosen = {k: v.dtype for k, v in numeric.items()
               if isinstance(v, jax.Array) and not v.weak_type
               and k not in ints}
-    inner_factory(**fixed, **numeric,
-                  **{k: s(s.init()) for k, s in schedules.items()})  # validate
+    # Built once to validate the arguments and to learn the inner
+    # transform's part in the moment hand-off, which this one keeps.
+    probe = inner_factory(**fixed, **numeric,
+                          **{k: s(s.init()) for k, s in schedules.items()})
 
     def build(hp):
       return inner_factory(**fixed, **hp)
@@ -229,25 +234,29 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
           inner_state=build(dict(hp)).init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
+      # The hand-off request is for the inner transform, not the schedules.
+      sched_args = {k: v for k, v in extra_args.items()
+                    if k != base.EMIT_MOMENTS}
       values = dict(state.hyperparams)
-      values.update({k: s(state.hyperparams_states[k], **extra_args)
+      values.update({k: s(state.hyperparams_states[k], **sched_args)
                      for k, s in schedules.items()})
-      hp = cast(values, updates if params is None else params)
-      states = {k: s.update(state.hyperparams_states[k], **extra_args)
+      like = params
+      if like is None:  # the updates, or the moments a consumer reads
+        like = (updates.mu_hat if isinstance(updates, base.AdamMoments)
+                else updates)
+      hp = cast(values, like)
+      states = {k: s.update(state.hyperparams_states[k], **sched_args)
                 for k, s in schedules.items()}
       inner = build(dict(hp))
-      if combine._accepts_extra_args(inner.update):
-        updates, inner_state = inner.update(updates, state.inner_state,
-                                            params, **extra_args)
-      else:
-        updates, inner_state = inner.update(updates, state.inner_state,
-                                            params)
+      updates, inner_state = base.call_update(inner, updates,
+                                              state.inner_state, params,
+                                              **extra_args)
       return updates, InjectStatefulHyperparamsState(
           count=base.safe_increment(state.count), hyperparams=hp,
           hyperparams_states=states, inner_state=inner_state)
 
     update_fn.gradtx_name = f"inject_hyperparams({name})"
-    return base.GradientTransformation(init_fn, update_fn)
+    return base.like(probe, init_fn, update_fn)
 
   return wrapped
 

@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import combine
 from gradtx._src import tree as T
 from gradtx._src import validation as V
 
@@ -145,8 +144,6 @@ def flatten(inner: base.GradientTransformation,
     V.check_int(fn, "max_leaf_size", max_leaf_size, 0,
                 " (the largest leaf, in entries, to concatenate) or None "
                 "(all of them)")
-  forwards = combine._accepts_extra_args(inner.update)
-
   def init_fn(params):
     return inner.init(_Layout(params, max_leaf_size).pack(params))
 
@@ -158,9 +155,8 @@ def flatten(inner: base.GradientTransformation,
       T.check_updates_match_params(fn, updates, params)
       layout = _Layout(params, max_leaf_size)
       packed_params = layout.pack(params)
-    kwargs = extra_args if forwards else {}
-    new, state = inner.update(layout.pack(updates), state, packed_params,
-                              **kwargs)
+    new, state = base.call_update(inner, layout.pack(updates), state,
+                                  packed_params, **extra_args)
     return layout.unpack(new, updates), state
 
   update_fn.gradtx_name = fn

@@ -138,10 +138,10 @@ def _objective_kwargs(fn: str, value_fn: Callable[..., Any],
   With ``strict=False`` (the second-order transforms, which share a chain's
   keyword arguments with the other members) such arguments are left out.
   """
-  try:
-    params = inspect.signature(value_fn).parameters
-  except (TypeError, ValueError):
+  sig = base.signature(value_fn)
+  if sig is None:
     return dict(extra_args)
+  params = sig.parameters
   if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
     return dict(extra_args)
   unused = sorted(k for k in extra_args if k not in params)

@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import combine
 from gradtx._src import tree as T
 from gradtx._src import validation as V
 
@@ -109,8 +108,6 @@ def lookahead(fast_optimizer: Optional[base.GradientTransformation] = None,
   V.check_int(fn, "sync_period", sync_period, 1)
   V.check_interval(fn, "slow_step_size", slow_step_size, 0.0, 1.0,
                    hi_closed=True)
-  forwards = combine._accepts_extra_args(inner.update)
-
   def init_fn(params):
     if _is_lookahead_params(params):
       return LookaheadState(fast_state=inner.init(params.fast),
@@ -130,9 +127,9 @@ def lookahead(fast_optimizer: Optional[base.GradientTransformation] = None,
           f"got {'LookaheadParams' if split else 'plain params'}; use the "
           f"same form for both.")
     fast = params.fast if split else params
-    kw = extra_args if forwards else {}
-    fast_updates, fast_state = inner.update(updates, state.fast_state, fast,
-                                            **kw)
+    fast_updates, fast_state = base.call_update(inner, updates,
+                                                state.fast_state, fast,
+                                                **extra_args)
     sync = state.steps_since_sync == sync_period - 1
     steps = base.safe_increment(state.steps_since_sync) % sync_period
 

@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import combine
 from gradtx._src import tree as T
 from gradtx._src import validation as V
 
@@ -153,8 +152,6 @@ def masked(inner: base.GradientTransformation,
 def _masked(fn: str, inner: base.GradientTransformation, mask: Any,
             mask_compatible_extra_args: bool) -> base.GradientTransformation:
   """:func:`masked`, with errors naming ``fn`` (masked or freeze)."""
-  forwards = combine._accepts_extra_args(inner.update)
-
   def apply_mask(tree, mask_tree):
     return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask_tree, tree)
 
@@ -178,13 +175,9 @@ def _masked(fn: str, inner: base.GradientTransformation, mask: Any,
     mask_tree = get_mask(updates)
     masked_updates = apply_mask(updates, mask_tree)
     masked_params = None if params is None else apply_mask(params, mask_tree)
-    if forwards:
-      new, inner_state = inner.update(
-          masked_updates, state.inner_state, masked_params,
-          **mask_extra_args(extra_args, updates, mask_tree))
-    else:
-      new, inner_state = inner.update(masked_updates, state.inner_state,
-                                      masked_params)
+    new, inner_state = base.call_update(
+        inner, masked_updates, state.inner_state, masked_params,
+        **mask_extra_args(extra_args, updates, mask_tree))
     updates = jax.tree.map(lambda m, n, u: n if m else u, mask_tree, new,
                            updates)
     return updates, MaskedState(inner_state=inner_state)
