@@ -109,7 +109,8 @@ API_PAGES: dict[str, tuple[str, str, list[tuple[str, str, list[str]]]]] = {
             ("Combining transforms", "",
              ["chain", "named_chain", "partition", "masked", "freeze"]),
             ("Wrapping an optimizer", "",
-             ["lookahead", "MultiSteps", "apply_if_finite", "ema_params",
+             ["lookahead", "MultiSteps", "skip_not_finite",
+              "skip_large_updates", "apply_if_finite", "ema_params",
               "flatten", "inject_hyperparams", "InjectHyperparamsState"]),
         ]),
     "schedules.md": (
@@ -140,8 +141,9 @@ API_PAGES: dict[str, tuple[str, str, list[tuple[str, str, list[str]]]]] = {
              ["scale_by_zoom_linesearch",
               "scale_by_backtracking_linesearch"]),
             ("Newton-type methods", "",
-             ["bfgs", "newton", "newton_cg", "scale_by_hessian_diag",
-              "natural_gradient"]),
+             ["bfgs", "scale_by_bfgs", "newton", "scale_by_newton",
+              "newton_cg", "scale_by_newton_cg", "scale_by_hessian_diag",
+              "natural_gradient", "scale_by_natural_gradient"]),
             ("Least squares", "",
              ["gauss_newton", "levenberg_marquardt", "least_squares"]),
             ("Solvers", "", ["minimize"]),
@@ -174,11 +176,37 @@ def _write_if_changed(path: pathlib.Path, text: str) -> None:
 
 
 def _literal_all(tree: ast.Module) -> list[str]:
+  """``__all__`` read from the module's source: a literal, or later
+  assignments that add literal tuples to it (``__all__ + _MORE``, possibly
+  inside ``tuple(sorted(...))``)."""
+  tuples: dict[str, list[str]] = {}
+  names: list[str] = []
+
+  def strings(expr: ast.expr) -> list[str]:
+    if isinstance(expr, ast.Name):
+      return list(tuples.get(expr.id, ()))
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
+      return strings(expr.left) + strings(expr.right)
+    if isinstance(expr, ast.Call) and expr.args:
+      return strings(expr.args[0])
+    return list(ast.literal_eval(expr))
+
   for node in tree.body:
-    if isinstance(node, ast.Assign) and any(
-        isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
-      return list(ast.literal_eval(node.value))
-  return []
+    if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)):
+      continue
+    target = node.targets[0].id
+    if target == "__all__":
+      tuples["__all__"] = names = strings(node.value)
+    else:
+      try:
+        value = ast.literal_eval(node.value)
+      except ValueError:
+        continue
+      if isinstance(value, (tuple, list)) and all(
+          isinstance(v, str) for v in value):
+        tuples[target] = list(value)
+  return names
 
 
 def public_names() -> list[tuple[str, str]]:
