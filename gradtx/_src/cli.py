@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable, NamedTuple, Optional
 
 import gradtx
+from gradtx._src.bench.command import _positive_int
 
 
 class Named(NamedTuple):
@@ -491,16 +492,6 @@ def bench_cmd(args: argparse.Namespace) -> int:
     return command.run(args)
   except command.MissingDependency as e:
     raise UsageError(str(e)) from None
-
-
-def _positive_int(text: str) -> int:
-  try:
-    v = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-  if v < 1:
-    raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-  return v
 
 
 def _positive_float(text: str) -> float:
