@@ -132,6 +132,8 @@ from gradtx._src.wrappers import partition
 from gradtx._src.bfgs import ScaleByBFGSState
 from gradtx._src.bfgs import bfgs
 from gradtx._src.bfgs import scale_by_bfgs
+from gradtx._src.gauss_newton import ScaleByGaussNewtonState
+from gradtx._src.gauss_newton import gauss_newton
 from gradtx._src.hessian_diag import ScaleByHessianDiagState
 from gradtx._src.hessian_diag import scale_by_hessian_diag
 from gradtx._src.least_squares import LeastSquaresInfo
@@ -186,6 +188,7 @@ __all__ = (
     "ScaleByAdamState",
     "ScaleByBFGSState",
     "ScaleByBacktrackingLinesearchState",
+    "ScaleByGaussNewtonState",
     "ScaleByHessianDiagState",
     "ScaleByLBFGSState",
     "ScaleByLevenbergMarquardtState",
@@ -230,6 +233,7 @@ __all__ = (
     "exponential_decay",
     "flatten",
     "freeze",
+    "gauss_newton",
     "identity",
     "inject_hyperparams",
     "inverse_sqrt_decay",
