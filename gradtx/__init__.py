@@ -152,6 +152,9 @@ from gradtx._src.newton import newton
 from gradtx._src.newton import newton_cg
 from gradtx._src.newton import scale_by_newton
 from gradtx._src.newton import scale_by_newton_cg
+from gradtx._src.vsgd import ScaleByVSGDState
+from gradtx._src.vsgd import scale_by_vsgd
+from gradtx._src.vsgd import vsgd
 
 __version__ = "0.1.0"
 
@@ -200,6 +203,7 @@ __all__ = (
     "ScaleByRssState",
     "ScaleByScheduleState",
     "ScaleByStddevState",
+    "ScaleByVSGDState",
     "ScaleByZoomLinesearchState",
     "SwatsState",
     "TraceState",
@@ -281,6 +285,7 @@ __all__ = (
     "scale_by_rss",
     "scale_by_schedule",
     "scale_by_stddev",
+    "scale_by_vsgd",
     "scale_by_zoom_linesearch",
     "sgd",
     "sgdr_schedule",
@@ -297,6 +302,7 @@ __all__ = (
     "tree_global_norm",
     "tree_zeros_like",
     "value_and_grad_from_state",
+    "vsgd",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
     "with_extra_args_support",
