@@ -45,7 +45,7 @@ class ScaleByVSGDState(NamedTuple):
 
 def scale_by_vsgd(key: Any = None, estimator: str = "hutchinson",
                   loss: Any = None, num_samples: int = 1,
-                  init_samples: int = 1, slow_start: Optional[Any] = None,
+                  init_samples: int = 10, slow_start: Optional[Any] = None,
                   eps: Any = 1e-8) -> base.GradientTransformation:
   r"""Scales each coordinate by vSGD's learning rate
   :math:`\eta_i = \bar g_i^2 / (\bar h_i \bar v_i)`.
@@ -106,7 +106,9 @@ def scale_by_vsgd(key: Any = None, estimator: str = "hutchinson",
       ``"softmax_cross_entropy"``; ``None`` otherwise.
     num_samples: curvature probes per ``update``, averaged.
     init_samples: :math:`n_0 \ge 1`, the calls that initialise the
-      averages (their updates are zero).
+      averages (their updates are zero); 10 as in the authors' code. With
+      :math:`n_0 = 1` the first step forgets the initial averages
+      (:math:`\tau = 1`) and the slow start has no effect.
     slow_start: :math:`C \ge 1`, the factor on the initial :math:`\bar v`
       and :math:`\bar h`; ``None``: :math:`\max(1, d/10)`.
     eps: :math:`\epsilon > 0`, the floor of :math:`\bar v` and
@@ -115,7 +117,7 @@ def scale_by_vsgd(key: Any = None, estimator: str = "hutchinson",
   Example:
     >>> import gradtx, jax, jax.numpy as jnp
     >>> f = lambda w: 0.5 * jnp.sum(jnp.array([1.0, 100.0]) * w ** 2)
-    >>> tx = gradtx.chain(gradtx.scale_by_vsgd(key=0, slow_start=1.0),
+    >>> tx = gradtx.chain(gradtx.scale_by_vsgd(key=0, init_samples=1),
     ...                   gradtx.scale(-1.0))
     >>> w = jnp.array([1.0, 1.0])
     >>> state = tx.init(w)
@@ -209,7 +211,7 @@ def scale_by_vsgd(key: Any = None, estimator: str = "hutchinson",
 
 def vsgd(learning_rate: base.ScalarOrSchedule = 1.0, *, key: Any = None,
          estimator: str = "hutchinson", loss: Any = None,
-         num_samples: int = 1, init_samples: int = 1,
+         num_samples: int = 1, init_samples: int = 10,
          slow_start: Optional[Any] = None, eps: Any = 1e-8,
          ) -> base.GradientTransformation:
   r"""vSGD: SGD with a learning rate per parameter and no rate to tune.
