@@ -150,8 +150,10 @@ def gauss_newton(solver: str = "dense", max_cg_steps: int = 50,
   :math:`J` (dense), or on :math:`\max_i |(J^\top r)_i|` (``"cg"``, where
   the columns are not formed; scipy's ``trf`` test); after the accepted
   trial, ``ftol`` when the actual and predicted relative reductions of
-  :math:`\|r\|^2` are at most ``ftol``, and ``xtol`` when :math:`\|\alpha
-  d\| \le` ``xtol`` :math:`(\|w\| + ` ``xtol``:math:`)`.
+  :math:`\|r\|^2` are at most ``ftol``, and ``xtol`` when the accepted
+  direction itself is short, :math:`\|d\| \le` ``xtol`` :math:`(\|w\| +`
+  ``xtol``:math:`)` (not the step :math:`\alpha d`: a line search cut
+  short where :math:`J` is nearly singular is no convergence).
 
   Args:
     solver: ``"dense"`` or ``"cg"``, as above.
@@ -261,7 +263,7 @@ def gauss_newton(solver: str = "dense", max_cg_steps: int = 50,
     # the linear model for the whole step, L(0) - L(d) = -g.d - |Jd|^2 / 2,
     # and made by the last trial (so that a solve that has converged as far
     # as the arithmetic allows, where no trial decreases F, says so); and
-    # xtol on the step taken.
+    # xtol.
     predicted = -slope - jdjd / 2
     actual = value0 - value_new
     scale = jnp.where(value0 > 0, value0, 1)
@@ -269,7 +271,9 @@ def gauss_newton(solver: str = "dense", max_cg_steps: int = 50,
     done = (g_converged
             | ((jnp.abs(actual) / scale <= c(ftol))
                & (predicted / scale <= c(ftol)) & (k > 0))
-            | (ok & (alpha * dnorm <= c(xtol) * (wnorm + c(xtol))))
+            # On the whole direction, not the step taken: a line search
+            # cut short by a nearly singular J is no convergence.
+            | (ok & (dnorm <= c(xtol) * (wnorm + c(xtol))))
             # The whole step is below the params' rounding: nothing to try.
             | (dnorm <= jnp.finfo(dtype).eps * wnorm))
     # Non-finite residuals stop the trials at once: a NaN step says so.
