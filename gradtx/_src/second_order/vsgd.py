@@ -12,13 +12,15 @@ import jax.numpy as jnp
 
 from gradtx._src import adding
 from gradtx._src import base
-from gradtx._src import combine
-from gradtx._src import curvature as C
-from gradtx._src import hessian_diag as HD
-from gradtx._src import lbfgs as L
+from gradtx._src import combining
+from gradtx._src import leafwise as LW
+from gradtx._src import linesearch as L
+from gradtx._src import numerics as num
 from gradtx._src import scaling
-from gradtx._src import tree as T
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
+from gradtx._src.second_order import curvature as C
+from gradtx._src.second_order import hessian_diag as HD
 
 __all__ = ["ScaleByVSGDState", "scale_by_vsgd", "vsgd"]
 
@@ -144,7 +146,7 @@ def scale_by_vsgd(key: Any = None, estimator: str = "hutchinson",
     C.real_leaves(fn, params)
     dtype = L._scalar_dtype(fn, params)
     zeros = lambda: T.tree_zeros_like(params, dtype)
-    return ScaleByVSGDState(count=base.zero_count(),
+    return ScaleByVSGDState(count=num.zero_count(),
                             rng_key=jax.random.clone(key), g_bar=zeros(),
                             v_bar=zeros(), h_bar=zeros(), tau=zeros())
 
@@ -152,13 +154,13 @@ def scale_by_vsgd(key: Any = None, estimator: str = "hutchinson",
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG.format(name=fn))
     C.real_leaves(fn, updates, "update")
-    T.check_updates_match_params(fn, updates, params)
+    LW.check_updates_match_params(fn, updates, params)
     rng_key, probe_key = jax.random.split(state.rng_key)
     diag = HD.diagonal_curvature(fn, estimator, loss, num_samples,
                                  probe_key, params, extra_args)
     c_slow = (max(1.0, C.size(params) / 10.0) if slow_start is None
               else slow_start)
-    count = base.safe_increment(state.count)
+    count = num.safe_increment(state.count)
     warming = count <= init_samples
     last_warm = count == init_samples
 
@@ -199,7 +201,7 @@ def scale_by_vsgd(key: Any = None, estimator: str = "hutchinson",
       return (u, pick(g_init, g_run), pick(v_init, v_run),
               pick(h_init, h_run), pick(tau_init, tau_run))
 
-    out, g_bar, v_bar, h_bar, tau = T.leafwise(
+    out, g_bar, v_bar, h_bar, tau = LW.leafwise(
         leaf, 5, updates, diag, state.g_bar, state.v_bar, state.h_bar,
         state.tau, name=fn)
     return out, ScaleByVSGDState(count=count, rng_key=rng_key, g_bar=g_bar,
@@ -253,7 +255,7 @@ def vsgd(learning_rate: base.ScalarOrSchedule = 1.0, *, key: Any = None,
   """
   fn = "vsgd"
   V.check_learning_rate(fn, learning_rate)
-  return combine.chain(
+  return combining.chain(
       scale_by_vsgd(key=key, estimator=estimator, loss=loss,
                     num_samples=num_samples, init_samples=init_samples,
                     slow_start=slow_start, eps=eps),

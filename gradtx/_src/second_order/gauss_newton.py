@@ -15,11 +15,12 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import curvature as C
-from gradtx._src import lbfgs as L
-from gradtx._src import least_squares as LS
-from gradtx._src import tree as T
+from gradtx._src import linesearch as L
+from gradtx._src import numerics as num
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
+from gradtx._src.second_order import curvature as C
+from gradtx._src.second_order import least_squares as LS
 
 __all__ = ["ScaleByGaussNewtonState", "gauss_newton"]
 
@@ -191,12 +192,12 @@ def gauss_newton(solver: str = "dense", max_cg_steps: int = 50,
     C.real_leaves(fn, params)
     dtype = L._scalar_dtype(fn, params)
     return ScaleByGaussNewtonState(
-        count=base.zero_count(), cost=jnp.full([], jnp.inf, dtype),
+        count=num.zero_count(), cost=jnp.full([], jnp.inf, dtype),
         gradient=T.tree_zeros_like(params),
         step_cost=jnp.full([], jnp.inf, dtype),
-        step_size=jnp.zeros([], dtype), num_cg_steps=base.zero_count(),
-        info=LS.LeastSquaresInfo(num_fun_evals=base.zero_count(),
-                                 num_jac_evals=base.zero_count(),
+        step_size=jnp.zeros([], dtype), num_cg_steps=num.zero_count(),
+        info=LS.LeastSquaresInfo(num_fun_evals=num.zero_count(),
+                                 num_jac_evals=num.zero_count(),
                                  converged=jnp.asarray(False),
                                  stalled=jnp.asarray(False)))
 
@@ -279,7 +280,7 @@ def gauss_newton(solver: str = "dense", max_cg_steps: int = 50,
     # Non-finite residuals stop the trials at once: a NaN step says so.
     h = jnp.where(ok, alpha * d, jnp.where(jnp.isfinite(value0), 0, jnp.nan))
     return unravel(h), ScaleByGaussNewtonState(
-        count=base.safe_increment(state.count), cost=value0,
+        count=num.safe_increment(state.count), cost=value0,
         gradient=unravel(g), step_cost=jnp.where(ok, value_new, value0),
         step_size=alpha, num_cg_steps=num_cg,
         info=LS.LeastSquaresInfo(num_fun_evals=k, num_jac_evals=jnp.ones(

@@ -12,12 +12,14 @@ import jax.numpy as jnp
 
 from gradtx._src import adding
 from gradtx._src import base
-from gradtx._src import curvature as C
-from gradtx._src import lbfgs as L
-from gradtx._src import natural_gradient as NG
-from gradtx._src import newton as N
-from gradtx._src import tree as T
+from gradtx._src import leafwise as LW
+from gradtx._src import linesearch as L
+from gradtx._src import numerics as num
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
+from gradtx._src.second_order import curvature as C
+from gradtx._src.second_order import natural_gradient as NG
+from gradtx._src.second_order import newton as N
 
 __all__ = ["ScaleByHessianDiagState", "scale_by_hessian_diag"]
 
@@ -241,7 +243,7 @@ def scale_by_hessian_diag(b2: Any = 0.9, eps: Any = 1e-8,
 
   def init_fn(params):
     C.real_leaves(fn, params)
-    return ScaleByHessianDiagState(count=base.zero_count(),
+    return ScaleByHessianDiagState(count=num.zero_count(),
                                    rng_key=jax.random.clone(key),
                                    nu=T.tree_zeros_like(
                                        params, L._scalar_dtype(fn, params)))
@@ -250,12 +252,12 @@ def scale_by_hessian_diag(b2: Any = 0.9, eps: Any = 1e-8,
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG.format(name=fn))
     C.real_leaves(fn, updates, "update")
-    T.check_updates_match_params(fn, updates, params)
+    LW.check_updates_match_params(fn, updates, params)
     rng_key, probe_key = jax.random.split(state.rng_key)
     diag = diagonal_curvature(fn, estimator, loss, num_samples, probe_key,
                               params, extra_args)
-    count = base.safe_increment(state.count)
-    correction = T.one_minus_pow(b2, count)
+    count = num.safe_increment(state.count)
+    correction = num.one_minus_pow(b2, count)
 
     def leaf(g, d, nu):
       est = d.astype(nu.dtype)
@@ -266,7 +268,7 @@ def scale_by_hessian_diag(b2: Any = 0.9, eps: Any = 1e-8,
       u = g.astype(nu.dtype) / (jnp.sqrt(nu_hat) + T.like(eps, nu))
       return u.astype(g.dtype), nu
 
-    out, nu = T.leafwise(leaf, 2, updates, diag, state.nu, name=fn)
+    out, nu = LW.leafwise(leaf, 2, updates, diag, state.nu, name=fn)
     return out, ScaleByHessianDiagState(count=count, rng_key=rng_key, nu=nu)
 
   update_fn.gradtx_name = fn
