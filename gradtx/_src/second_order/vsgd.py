@@ -196,7 +196,9 @@ def scale_by_vsgd(key: Any = None, estimator: str = "hutchinson",
           jnp.square(g_run / jnp.sqrt(jnp.maximum(v_run, floor))), 0, 1)
       rate = signal / jnp.maximum(h_run, floor)
       tau_run = (1 - signal) * tau + 1
-      u = jnp.where(warming, 0, rate * g).astype(out_dtype)
+      # 0 * g while warming: zero, except that a NaN or inf gradient still
+      # shows in its entry's update.
+      u = jnp.where(warming, 0 * g, rate * g).astype(out_dtype)
       pick = lambda a, b: jnp.where(warming, a, b)
       return (u, pick(g_init, g_run), pick(v_init, v_run),
               pick(h_init, h_run), pick(tau_init, tau_run))
