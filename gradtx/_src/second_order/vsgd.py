@@ -81,7 +81,7 @@ def scale_by_vsgd(key: Any = None, estimator: str = "hutchinson",
   :math:`g`, :math:`g^2` and :math:`|h|` and return zero updates; then
   :math:`\bar v` and :math:`\bar h` are multiplied by :math:`C` =
   ``slow_start`` (:math:`\max(1, d/10)` for :math:`d` params by default,
-  as the paper advises) and :math:`\tau = n_0`: the first rates err on
+  as in the authors' implementation) and :math:`\tau = n_0`: the first rates err on
   the small side (the first is :math:`((C (n_0 - 1) + 1) / n_0)^2` times
   smaller, without noise), and the overestimate is forgotten at the rate of
   the memory.
@@ -139,7 +139,7 @@ def scale_by_vsgd(key: Any = None, estimator: str = "hutchinson",
         fn, "slow_start", slow_start, 1.0, float("inf"), hi_closed=True,
         hint="slow_start multiplies the first variance and curvature "
         "estimates so that the first rates err on the small side; the "
-        "paper uses max(1, d / 10) for d params (pass None).")
+        "default is max(1, d / 10) for d params (pass None).")
   V.check_positive(fn, "eps", eps)
   key = adding._as_key(fn, key)
 
