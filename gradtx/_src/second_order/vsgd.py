@@ -81,10 +81,10 @@ def scale_by_vsgd(key: Any = None, estimator: str = "hutchinson",
   :math:`g`, :math:`g^2` and :math:`|h|` and return zero updates; then
   :math:`\bar v` and :math:`\bar h` are multiplied by :math:`C` =
   ``slow_start`` (:math:`\max(1, d/10)` for :math:`d` params by default,
-  as in the authors' implementation) and :math:`\tau = n_0`: the first rates err on
-  the small side (the first is :math:`((C (n_0 - 1) + 1) / n_0)^2` times
-  smaller, without noise), and the overestimate is forgotten at the rate of
-  the memory.
+  as in the authors' implementation) and :math:`\tau = n_0`: the first
+  rates err on the small side (the first is :math:`((C (n_0 - 1) + 1) /
+  n_0)^2` times smaller, without noise), and the overestimate is forgotten
+  at the rate of the memory.
 
   **Curvature.** The paper estimates :math:`h` with bbprop (Becker &
   LeCun 1988), a Gauss-Newton approximation of the Hessian's diagonal
