@@ -58,7 +58,8 @@ def _rademacher_like(key: jax.Array, tree: Any) -> Any:
   leaves, treedef = jax.tree.flatten(tree)
   keys = jax.random.split(key, max(treedef.num_leaves, 1))
   return jax.tree.unflatten(treedef, [
-      jax.random.rademacher(k, jnp.shape(x)).astype(jnp.asarray(x).dtype)
+      C._like_leaf(jax.random.rademacher(k, jnp.shape(x)).astype(
+          jnp.asarray(x).dtype), x)
       for x, k in zip(leaves, keys)])
 
 
@@ -124,8 +125,10 @@ def diagonal_curvature(fn: str, estimator: str, loss: Any, num_samples: int,
     def probe(k):
       leaves, treedef = jax.tree.flatten(outputs)
       ks = jax.random.split(k, max(len(leaves), 1))
+      # Each sample lives where its output does (a cotangent must have its
+      # output's sharding).
       z = jax.tree.unflatten(treedef, [
-          _output_hessian_sample(ki, loss, jnp.asarray(o))
+          C._like_leaf(_output_hessian_sample(ki, loss, jnp.asarray(o)), o)
           for o, ki in zip(leaves, ks)])
       jz = L._like_params(vjp_fn(z)[0], params)
       return jax.tree.map(lambda a: a * a, jz)
