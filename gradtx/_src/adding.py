@@ -164,12 +164,14 @@ def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: Any = None,
     e = eta(state.count) if callable(eta) else eta
     std = jnp.sqrt(e / count ** gamma)
     rng_key, sample_key = jax.random.split(state.rng_key)
-    leaves, treedef = jax.tree.flatten(updates)
+    treedef = jax.tree.structure(updates)
     keys = jax.random.split(sample_key, treedef.num_leaves)
-    noisy = [g + T.like(std, g) * jax.random.normal(k, g.shape, g.dtype)
-             for g, k in zip(leaves, keys)]
-    return (jax.tree.unflatten(treedef, noisy),
-            AddNoiseState(count=count, rng_key=rng_key))
+    noisy = LW.leafwise(
+        lambda g, k: (g + T.like(std, g) * jax.random.normal(k, g.shape,
+                                                            g.dtype),),
+        1, updates, jax.tree.unflatten(treedef, list(keys)), name=fn,
+        same_shape=False)[0]
+    return noisy, AddNoiseState(count=count, rng_key=rng_key)
 
   update_fn.gradtx_name = fn
   return base.GradientTransformation(init_fn, update_fn)

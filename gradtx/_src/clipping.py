@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
+from gradtx._src import leafwise as LW
 from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
 
@@ -39,8 +40,8 @@ def clip(max_delta: Any) -> base.GradientTransformation:
         "clip", updates, "it bounds each entry to [-max_delta, max_delta], "
         "an interval of the real line. For complex updates use "
         "clip_by_global_norm, which bounds their magnitude.")
-    return jax.tree.map(lambda g: jnp.clip(g, -max_delta, max_delta),
-                        updates), state
+    return LW.leafwise(lambda g: (jnp.clip(g, -max_delta, max_delta),), 1,
+                       updates, name="clip")[0], state
 
   update_fn.gradtx_name = "clip"
   return base.GradientTransformation(base.init_empty_state, update_fn)
@@ -79,7 +80,8 @@ def clip_by_global_norm(max_norm: Any) -> base.GradientTransformation:
     def clip_leaf(t):
       return jax.lax.select(trigger, t, (t / g_norm.astype(t.dtype)) * max_norm)
 
-    return jax.tree.map(clip_leaf, updates), state
+    return LW.leafwise(lambda t: (clip_leaf(t),), 1, updates,
+                       name="clip_by_global_norm")[0], state
 
   update_fn.gradtx_name = "clip_by_global_norm"
   return base.GradientTransformation(base.init_empty_state, update_fn)
