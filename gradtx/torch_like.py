@@ -1,9 +1,10 @@
 r"""``torch.optim``'s optimizers as gradtx transforms, step for step.
 
 Each constructor takes the arguments of its ``torch.optim`` namesake (the
-same names, order, keyword-only markers and defaults as PyTorch 2.13, with
-``params`` left out) and returns a :class:`gradtx.GradientTransformation`
-that moves the params as torch's ``optimizer.step()`` does: in float32 the
+same names, order, keyword-only markers and defaults, checked against
+PyTorch 2.13, with ``params`` left out) and returns a
+:class:`gradtx.GradientTransformation` that moves the params as torch's
+``optimizer.step()`` does: in float32 the
 two trajectories agree to 1e-6 (relative, absolute near 0) over 100 steps,
 with one exception listed below (``tests/test_torch_like.py`` runs torch
 and gradtx side by side for every preset and its main options, with and
@@ -609,7 +610,7 @@ def Adagrad(lr: base.ScalarOrSchedule = 1e-2, lr_decay: float = 0,
     rate = lr
   elif callable(lr):
     decay = gradtx.inverse_time_decay(1.0, lr_decay)
-    rate = lambda count: lr(count) * decay(count)
+    rate = lambda count: V.at(lr, count) * decay(count)
   else:
     rate = gradtx.inverse_time_decay(lr, lr_decay)
   return _chain(

@@ -1,7 +1,7 @@
 """Per-parameter adaptive scalings: Adagrad, RMSProp, Adadelta and Rprop.
 
 Each factory's update runs one fused per-leaf function (see
-:func:`gradtx._src.leafwise.leafwise`). Numbers match optax 0.2.8 op for op
+:func:`gradtx._src.leafwise.leafwise`). Numbers match optax's op for op
 where optax has the transform, except :func:`scale_by_rprop` (see its
 docstring). Adam and Adamax are in ``adam.py``.
 
@@ -218,7 +218,7 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
 
   Graves, "Generating sequences with recurrent neural networks" (2013), eq. 38.
 
-  Differs from optax 0.2.8 where the variance estimate rounds below zero:
+  Differs from optax where the variance estimate rounds below zero:
   gradtx clamps it at 0, where optax's ``sqrt`` returns NaN. This happens at
   the first step with ``bias_correction=True`` (the variance of one sample is
   0), so prefer ``eps_in_sqrt=True`` there. Where ``nu`` overflows to Inf
@@ -394,7 +394,7 @@ def scale_by_rprop(learning_rate: Any, eta_minus: Any = 0.5,
   not shrink the step size again. The step taken is ``-u_t``
   (:func:`gradtx.rprop` applies the sign).
 
-  Differs from optax 0.2.8, whose ``scale_by_rprop`` returns the update it
+  Differs from optax, whose ``scale_by_rprop`` returns the update it
   computed at the *previous* step (its first update is all zeros and every
   later one lags by a step). Here step ``t`` applies the update computed from
   ``g_t``, as in the paper and in ``torch.optim.Rprop``.

@@ -13,7 +13,7 @@ A full deterministic solve fits in one ``jax.lax.while_loop`` under
 ``jax.jit``; see ``examples/lbfgs_fit.py`` and ``docs/lbfgs.md`` (function
 evaluations against ``scipy.optimize.minimize(method='L-BFGS-B')``).
 
-Names, arguments, defaults and states are optax 0.2.8's, and so are the
+Names, arguments, defaults and states are optax's, and so are the
 iterates (``tests/test_lbfgs.py`` checks them step by step). Where gradtx
 differs, each docstring says so: scalars (dot products, step sizes) are
 accumulated in at least float32, and ``scale_by_lbfgs`` can optionally give
