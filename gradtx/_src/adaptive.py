@@ -42,6 +42,26 @@ def _next_count(count: Optional[jax.Array]) -> Optional[jax.Array]:
   return None if count is None else num.safe_increment(count)
 
 
+def _check_rms(fn: str, decay: Any, eps: Any, initial_scale: Any,
+               bias_correction: bool) -> bool:
+  """Checks what RMSProp's two scalings take; returns whether their state
+  needs a step count (for the bias correction or a ``decay`` schedule)."""
+  V.check_decay(fn, "decay", decay)
+  V.check_nonnegative(fn, "eps", eps)
+  V.check_nonnegative(fn, "initial_scale", initial_scale)
+  return bias_correction or callable(decay)
+
+
+def _rms_step(decay: Any, count: Optional[jax.Array],
+              bias_correction: bool) -> tuple:
+  """``(decay now, the next count, 1 - decay**t or None)`` for RMSProp's
+  two scalings."""
+  rho = V.at(decay, count)
+  count = _next_count(count)
+  return rho, count, num.one_minus_pow(rho, count) if bias_correction \
+      else None
+
+
 def _ema_sq(v: jax.Array, g: jax.Array, keep: Any, add: Any) -> jax.Array:
   """``keep * v + add * |g|**2``: a second moment's running average, in
   the promoted dtype of ``v`` and ``|g|**2`` (a bfloat16 ``v`` is updated
@@ -159,11 +179,7 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
     bias_correction: divide ``nu`` by ``1 - decay**t`` before the root.
   """
   fn = "scale_by_rms"
-  V.check_decay(fn, "decay", decay)
-  V.check_nonnegative(fn, "eps", eps)
-  V.check_nonnegative(fn, "initial_scale", initial_scale)
-
-  counted = bias_correction or callable(decay)
+  counted = _check_rms(fn, decay, eps, initial_scale, bias_correction)
 
   def init_fn(params):
     return ScaleByRmsState(count=_count_if(counted),
@@ -171,9 +187,7 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    rho = V.at(decay, state.count)
-    count = _next_count(state.count)
-    bc = num.one_minus_pow(rho, count) if bias_correction else None
+    rho, count, bc = _rms_step(decay, state.count, bias_correction)
 
     def leaf(g, n):
       r, omr = T.pair(rho, n)
@@ -235,11 +249,7 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
     bias_correction: divide ``mu`` and ``nu`` by ``1 - decay**t``.
   """
   fn = "scale_by_stddev"
-  V.check_decay(fn, "decay", decay)
-  V.check_nonnegative(fn, "eps", eps)
-  V.check_nonnegative(fn, "initial_scale", initial_scale)
-
-  counted = bias_correction or callable(decay)
+  counted = _check_rms(fn, decay, eps, initial_scale, bias_correction)
 
   def init_fn(params):
     return ScaleByStddevState(count=_count_if(counted),
@@ -248,9 +258,7 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    rho = V.at(decay, state.count)
-    count = _next_count(state.count)
-    bc = num.one_minus_pow(rho, count) if bias_correction else None
+    rho, count, bc = _rms_step(decay, state.count, bias_correction)
 
     def leaf(g, m, n):
       (r, omr), (rn, omrn) = T.pair(rho, g), T.pair(rho, n)

@@ -105,9 +105,12 @@ def accept_curvature_pair(s_dot_y: jax.Array, s_dot_s: jax.Array,
   of the angle between :math:`s` and :math:`y` above
   :math:`\sqrt{\varepsilon}`, :math:`\varepsilon` the machine epsilon of the
   scalars' dtype) and both :math:`1/s^\top y` and
-  :math:`s^\top y / y^\top y` are finite. A NaN anywhere gives False. This
-  is the rule :func:`gradtx.scale_by_lbfgs` states in its docstring;
-  :func:`gradtx.scale_by_bfgs` applies it here.
+  :math:`s^\top y / y^\top y` are finite (they catch underflow: a
+  :math:`y^\top y` or :math:`s^\top y` flushed to 0 would give an infinite
+  scale and a NaN direction). A NaN anywhere gives False.
+  :func:`gradtx.scale_by_bfgs` applies this rule to every pair,
+  :func:`gradtx.scale_by_lbfgs` with ``skip_nonpositive_curvature=True``
+  (by default it keeps every pair, as optax does).
   """
   dtype = jnp.result_type(s_dot_y)
   tol = math.sqrt(float(jnp.finfo(dtype).eps))

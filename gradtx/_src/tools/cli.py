@@ -504,6 +504,18 @@ def _positive_float(text: str) -> float:
   return v
 
 
+def _add_run_options(p: argparse.ArgumentParser, seeded: str, out: str,
+                     files: str) -> None:
+  """--batch-size, --seed and --out, which race and lr-find share."""
+  p.add_argument("--batch-size", type=_positive_int, metavar="N", default=64,
+                 help="digits per step (default: %(default)s)")
+  p.add_argument("--seed", type=int, default=0, metavar="N",
+                 help=f"seeds {seeded} (default: %(default)s)")
+  p.add_argument("--out", default=out, metavar="DIR",
+                 help=f"folder for {files}, created if missing; an earlier "
+                 f"run's files there are replaced (default: %(default)s)")
+
+
 def parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
       prog="gradtx", description="gradtx: composable gradient "
@@ -521,18 +533,11 @@ def parser() -> argparse.ArgumentParser:
                  f"{' '.join(DEFAULT_RACE)})")
   r.add_argument("--steps", type=_positive_int, metavar="N", default=300,
                  help="training steps per optimizer (default: %(default)s)")
-  r.add_argument("--batch-size", type=_positive_int, metavar="N", default=64,
-                 help="digits per step (default: %(default)s)")
   r.add_argument("--lr", action="append", metavar="NAME=VALUE",
                  help="the learning rate of one optimizer, e.g. adam=1e-3; "
                  "repeatable (default: each one's rate in `gradtx list`)")
-  r.add_argument("--seed", type=int, default=0, metavar="N",
-                 help="seeds the train/test split, the batches and the "
-                 "initial weights (default: %(default)s)")
-  r.add_argument("--out", default="gradtx-race", metavar="DIR",
-                 help="folder for race.png, race.csv and race.json, created "
-                 "if missing; an earlier run's files there are replaced "
-                 "(default: %(default)s)")
+  _add_run_options(r, "the train/test split, the batches and the initial "
+                   "weights", "gradtx-race", "race.png, race.csv and race.json")
   r.set_defaults(func=race)
   f = sub.add_parser(
       "lr-find", help="the LR range test on the same task",
@@ -550,19 +555,12 @@ def parser() -> argparse.ArgumentParser:
   f.add_argument("--steps", type=_positive_int, metavar="N", default=120,
                  help="steps, one learning rate each; the sweep stops early "
                  "once the loss diverges (default: %(default)s)")
-  f.add_argument("--batch-size", type=_positive_int, metavar="N", default=64,
-                 help="digits per step (default: %(default)s)")
   f.add_argument("--smoothing", type=float, default=0.9, metavar="BETA",
                  help="weight of the past in the loss's moving average, in "
                  "[0, 1); the sweep stops once that average passes 4 times "
                  "its best (default: %(default)s, about 10 steps)")
-  f.add_argument("--seed", type=int, default=0, metavar="N",
-                 help="seeds the batches and the initial weights "
-                 "(default: %(default)s)")
-  f.add_argument("--out", default="gradtx-lr-find", metavar="DIR",
-                 help="folder for lr_find.png and lr_find.csv, created if "
-                 "missing; an earlier run's files there are replaced "
-                 "(default: %(default)s)")
+  _add_run_options(f, "the batches and the initial weights", "gradtx-lr-find",
+                   "lr_find.png and lr_find.csv")
   f.set_defaults(func=lr_find_cmd)
   from gradtx._src.tools.bench import command as bench
   b = sub.add_parser("bench", help="the speed benchmark against optax",
