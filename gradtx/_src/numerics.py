@@ -83,11 +83,12 @@ def radam_rho(b2: Any, count: Any) -> tuple:
   :math:`\rho_\infty` (1999 for ``b2=0.999``) in the first steps, losing
   three digits in float32. With :math:`l = \log\beta_2`, :math:`s = -tl`
   and :math:`s/(e^s-1) = 1 - s/2 + R(s)`,
-  :math:`\rho_t = (\rho_\infty + 2/l) + t + (2/l)R(s)`: the constant is
-  taken in double here, and :math:`R(s) = s^2/12 - s^4/720 + \dots` from
-  its series while :math:`s < 1`; beyond, the direct form no longer
-  cancels. A ``b2`` that is an array (a schedule's value, or from
-  ``inject_hyperparams``) takes the direct form.
+  :math:`\rho_t = (\rho_\infty + 2/l) + t + (2/l)R(s)`, with
+  :math:`R(s) = s^2/12 - s^4/720 + \dots` from its series while
+  :math:`s < 1`; beyond, the direct form no longer cancels. For a
+  Python-number ``b2`` the constants are taken in double; an array ``b2``
+  (a schedule's value, or from ``inject_hyperparams``) takes the same form,
+  so that the two agree bit for bit in float64.
 
   Args:
     b2: the second moment's decay :math:`\beta_2`.
@@ -98,12 +99,17 @@ def radam_rho(b2: Any, count: Any) -> tuple:
   """
   t = jnp.asarray(count).astype(jnp.result_type(float))
   rho_inf = 2 / (1 - b2) - 1
-  if not (isinstance(b2, (int, float)) and not isinstance(b2, bool)):
-    b2t = b2 ** t
-    return rho_inf, rho_inf - 2 * t * b2t / (1 - b2t)
-  if b2 == 0:
-    return rho_inf, jnp.full_like(t, rho_inf)
-  l = math.log(b2)
+  if isinstance(b2, (int, float)) and not isinstance(b2, bool):
+    if b2 == 0:
+      return rho_inf, jnp.full_like(t, rho_inf)
+    return rho_inf, _radam_rho_from_log(rho_inf, math.log(b2), t)
+  positive = b2 > 0
+  log_b2 = jnp.log(jnp.where(positive, b2, 0.5))
+  return rho_inf, jnp.where(
+      positive, _radam_rho_from_log(rho_inf, log_b2, t), rho_inf)
+
+
+def _radam_rho_from_log(rho_inf: Any, l: Any, t: jax.Array) -> jax.Array:
   s = -l * t
   s2 = s * s
   series = s2 * (1 / 12 - s2 * (1 / 720 - s2 * (
@@ -113,7 +119,7 @@ def radam_rho(b2: Any, count: Any) -> tuple:
   near = (rho_inf + 2 / l) + t + (2 / l) * series
   # expm1 overflows to inf for large s, and s / inf = 0 gives rho_inf.
   far = rho_inf + (2 / l) * (s_big / jnp.expm1(s_big))
-  return rho_inf, jnp.where(small, near, far)
+  return jnp.where(small, near, far)
 
 
 def radam_rectification(rho_inf: Any, rho: Any, adaptive: Any) -> Any:

@@ -316,6 +316,28 @@ def _train_one(name: str, lr: float, task: _Task, steps: int, bar):
   return row, run
 
 
+def _start(cmd: str, args: argparse.Namespace, summary: str,
+           files: list) -> tuple:
+  """What race and lr-find do first: check the batch size, say what runs,
+  make sure the examples extra is there, clear ``args.out`` of ``files``,
+  and build the task from ``args.seed``. Returns ``(out, test, model, loss,
+  params, xs, ys)``: the output folder, the test split, the CNN, its loss,
+  its initial params and the training batches."""
+  _check_batch(args.batch_size)
+  out = pathlib.Path(args.out)
+  print(f"gradtx {cmd}: {summary}", flush=True)
+  _need_examples()
+  _prepare_out(cmd, out, files)
+  import jax
+  import jax.numpy as jnp
+
+  train, test = _digits(args.seed)
+  model = _model()
+  params = model.init(jax.random.key(args.seed), jnp.zeros((1, 8, 8, 1)))
+  xs, ys = _batches(train, args.steps, args.batch_size, args.seed)
+  return out, test, model, _loss_fn(model), params, xs, ys
+
+
 def race(args: argparse.Namespace) -> int:
   """Trains the CNN with each optimizer; prints and writes the results."""
   names = [_resolve(n) for n in (args.optimizers or DEFAULT_RACE)]
@@ -327,21 +349,13 @@ def race(args: argparse.Namespace) -> int:
       raise UsageError(f"--lr {name}=...: {key} is not in the race "
                        f"{' '.join(names)}")
     lrs[key] = value
-  _check_batch(args.batch_size)
-  out = pathlib.Path(args.out)
-  print(f"gradtx race: {len(names)} optimizers ({' '.join(names)}), "
-        f"{args.steps} steps of {args.batch_size} digits each, seed "
-        f"{args.seed}", flush=True)
-  _need_examples()
-  _prepare_out("race", out, ["race.csv", "race.json", "race.png"])
+  out, test, model, loss, params0, xs, ys = _start(
+      "race", args, f"{len(names)} optimizers ({' '.join(names)}), "
+      f"{args.steps} steps of {args.batch_size} digits each, seed "
+      f"{args.seed}", ["race.csv", "race.json", "race.png"])
   import jax
   import jax.numpy as jnp
 
-  train, test = _digits(args.seed)
-  model = _model()
-  loss = _loss_fn(model)
-  params0 = model.init(jax.random.key(args.seed), jnp.zeros((1, 8, 8, 1)))
-  xs, ys = _batches(train, args.steps, args.batch_size, args.seed)
   xs, ys = [jnp.asarray(x) for x in xs], [jnp.asarray(y) for y in ys]
   x_test, y_test = jnp.asarray(test[0]), jnp.asarray(test[1])
   # The model's gradient is the same for every optimizer: compiled once.
@@ -418,21 +432,12 @@ def lr_find_cmd(args: argparse.Namespace) -> int:
     raise UsageError("--steps must be at least 2 (two learning rates)")
   if not 0 <= args.smoothing < 1:
     raise UsageError(f"--smoothing must be in [0, 1), got {args.smoothing:g}")
-  _check_batch(args.batch_size)
-  out = pathlib.Path(args.out)
-  print(f"gradtx lr-find: {name}, learning rate from {args.min_lr:g} to "
-        f"{args.max_lr:g} over {args.steps} steps of {args.batch_size} "
-        f"digits, seed {args.seed}", flush=True)
-  _need_examples()
-  _prepare_out("lr-find", out, ["lr_find.png", "lr_find.csv"])
-  import jax
+  out, _, _, loss, params, xs, ys = _start(
+      "lr-find", args, f"{name}, learning rate from {args.min_lr:g} to "
+      f"{args.max_lr:g} over {args.steps} steps of {args.batch_size} "
+      f"digits, seed {args.seed}", ["lr_find.png", "lr_find.csv"])
   import jax.numpy as jnp
 
-  train, _ = _digits(args.seed)
-  model = _model()
-  loss = _loss_fn(model)
-  params = model.init(jax.random.key(args.seed), jnp.zeros((1, 8, 8, 1)))
-  xs, ys = _batches(train, args.steps, args.batch_size, args.seed)
   batches = ((jnp.asarray(x), jnp.asarray(y)) for x, y in zip(xs, ys))
   with _progress(args.steps, "compiling the step") as bar:
     def on_step(k, lr, value):
