@@ -29,10 +29,8 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import combining
 from gradtx._src import leafwise as LW
 from gradtx._src import numerics as num
-from gradtx._src import scaling
 from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
 
@@ -733,28 +731,6 @@ def scale_by_zoom_linesearch(
 _DEFAULT_LINESEARCH = scale_by_zoom_linesearch(max_linesearch_steps=20,
                                                initial_guess_strategy="one")
 
-
-def with_linesearch(fn: str, direction: base.GradientTransformation,
-                    learning_rate: Optional[base.ScalarOrSchedule],
-                    linesearch: Optional[base.GradientTransformation],
-                    ) -> base.GradientTransformation:
-  """``chain(direction, scale(-1) or scale_by_learning_rate(learning_rate),
-  linesearch)``: how every second-order optimizer with a line search is
-  built (``linesearch=None``: fixed steps), its arguments checked for
-  ``fn``."""
-  if learning_rate is None:
-    base_scaling = scaling.scale(-1.0)
-  else:
-    V.check_learning_rate(fn, learning_rate)
-    base_scaling = scaling.scale_by_learning_rate(learning_rate)
-  if linesearch is None:
-    linesearch = base.identity()
-  elif not (hasattr(linesearch, "init") and hasattr(linesearch, "update")):
-    raise TypeError(
-        f"{fn}: linesearch must be a transform such as "
-        f"gradtx.scale_by_zoom_linesearch(max_linesearch_steps=20), or "
-        f"None, got linesearch={linesearch!r}.")
-  return combining.chain(direction, base_scaling, linesearch)
 
 
 # --------------------------------------------------------------------------

@@ -193,6 +193,6 @@ def bfgs(learning_rate: Optional[base.ScalarOrSchedule] = None,
     >>> print(jnp.round(result.params, 6), bool(result.converged))
     [1. 1.] True
   """
-  return L.with_linesearch(
+  return C.with_linesearch(
       "bfgs", scale_by_bfgs(scale_init_precond=scale_init_precond),
       learning_rate, linesearch)

@@ -34,7 +34,7 @@ from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
 from gradtx._src.linesearch import _DEFAULT_LINESEARCH, _axpy, _dot
 from gradtx._src.linesearch import _inexact_leaves, _scalar_dtype
-from gradtx._src.linesearch import _scale_tree, with_linesearch
+from gradtx._src.linesearch import _scale_tree
 from gradtx._src.second_order import curvature as C
 
 __all__ = ["ScaleByLBFGSState", "lbfgs", "scale_by_lbfgs"]
@@ -301,7 +301,7 @@ def lbfgs(learning_rate: Optional[base.ScalarOrSchedule] = None,
     [1. 1.] 1
   """
   V.check_int("lbfgs", "memory_size", memory_size, 1)
-  return with_linesearch(
+  return C.with_linesearch(
       "lbfgs", scale_by_lbfgs(memory_size=memory_size,
                               scale_init_precond=scale_init_precond),
       learning_rate, linesearch)

@@ -184,7 +184,7 @@ def newton(learning_rate: Optional[base.ScalarOrSchedule] = None,
     >>> print(jnp.round(result.params, 6), int(result.num_hess_evals))
     [1. 1.] 22
   """
-  return L.with_linesearch("newton", scale_by_newton(damping=damping),
+  return C.with_linesearch("newton", scale_by_newton(damping=damping),
                            learning_rate, linesearch)
 
 
@@ -350,7 +350,7 @@ def newton_cg(learning_rate: Optional[base.ScalarOrSchedule] = None,
     >>> print(jnp.round(result.params, 6), bool(result.converged))
     [1. 1.] True
   """
-  return L.with_linesearch(
+  return C.with_linesearch(
       "newton_cg", scale_by_newton_cg(max_cg_steps=max_cg_steps,
                                       forcing=forcing),
       learning_rate, linesearch)
