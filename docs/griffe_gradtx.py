@@ -1,7 +1,7 @@
 """A griffe extension that lets mkdocstrings read gradtx's docstrings.
 
 mkdocs.yml loads it (``plugins: mkdocstrings: ... extensions:``). It does
-two things when griffe has loaded the ``gradtx`` package:
+three things when griffe has loaded the ``gradtx`` package:
 
 1. It loads ``gradtx/_src/*.py`` and the subpackages of ``gradtx/_src``
    (``second_order/``, ``tools/``). ``gradtx/_src`` has no ``__init__.py``
@@ -23,12 +23,18 @@ two things when griffe has loaded the ``gradtx`` package:
      it is: in a module docstring, or in an ``Example:`` section, which
      griffe renders as an admonition of Markdown text.
 
+3. It gives the ``gradtx.torch_like`` presets the docstrings they have at
+   run time, which hold the Args entries of torch's switches (written once
+   in that module, see ``_documents_switches``).
+
 Docstrings stay plain reStructuredText in the source, which is what
 ``help()`` shows; only the copy griffe renders is rewritten.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from typing import Any, Iterable
 
@@ -133,6 +139,22 @@ def _walk(obj: Any) -> Iterable[Any]:
       yield from _walk(member)
 
 
+def _runtime_docstrings(module: Any) -> None:
+  """Gives the torch_like presets the docstrings they have at run time:
+  ``torch_like._documents_switches`` adds the Args entries of torch's
+  switches (``foreach``, ``maximize``, ...), written once in that module."""
+  runtime = importlib.import_module("gradtx.torch_like")
+  for name in _exports(module):
+    obj = module.members.get(name)
+    live = getattr(runtime, name, None)
+    if (obj is None or obj.is_alias or not obj.is_function
+        or obj.docstring is None or not inspect.isfunction(live)):
+      continue
+    doc = inspect.getdoc(live)
+    if doc and doc != obj.docstring.value:
+      obj.docstring.value = doc
+
+
 class GradtxExtension(griffe.Extension):
   """Loads ``gradtx._src`` and converts every docstring (see module doc)."""
 
@@ -156,6 +178,8 @@ class GradtxExtension(griffe.Extension):
       documented |= {f"gradtx.torch_like.{n}"
                      for n in _exports(pkg.members["torch_like"])}
       documented.add("gradtx.torch_like")
+    if "torch_like" in pkg.members:
+      _runtime_docstrings(pkg.members["torch_like"])
     rst = Rst2Markdown(documented)
     for obj in [pkg, *_walk(pkg)]:
       if obj.docstring is not None:

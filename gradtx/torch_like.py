@@ -1,9 +1,10 @@
 r"""``torch.optim``'s optimizers as gradtx transforms, step for step.
 
 Each constructor takes the arguments of its ``torch.optim`` namesake (the
-same names, order, keyword-only markers and defaults as PyTorch 2.13, with
-``params`` left out) and returns a :class:`gradtx.GradientTransformation`
-that moves the params as torch's ``optimizer.step()`` does: in float32 the
+same names, order, keyword-only markers and defaults, checked against
+PyTorch 2.13, with ``params`` left out) and returns a
+:class:`gradtx.GradientTransformation` that moves the params as torch's
+``optimizer.step()`` does: in float32 the
 two trajectories agree to 1e-6 (relative, absolute near 0) over 100 steps,
 with one exception listed below (``tests/test_torch_like.py`` runs torch
 and gradtx side by side for every preset and its main options, with and
@@ -83,6 +84,7 @@ How each preset differs from gradtx's optax-style optimizer of the same name
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Optional
 
@@ -203,9 +205,43 @@ def _chain(*groups: list) -> base.GradientTransformation:
 
 
 # --------------------------------------------------------------------------
+# torch's switches, documented once
+
+
+_SWITCH_DOCS = {
+    "foreach": "torch's implementation switch; only ``None`` is accepted\n"
+               "      (under ``jax.jit`` XLA fuses the loop over the params).",
+    "maximize": "maximize the objective: the gradients are negated first.",
+    "capturable": "torch's CUDA-graph switch; only ``False`` is accepted (a\n"
+                  "      jitted step keeps its state on the device already).",
+    "differentiable": "torch's autograd switch; only ``False`` is accepted\n"
+                      "      (every gradtx step is a pure function that "
+                      "``jax.grad``\n      differentiates).",
+    "fused": "torch's implementation switch; only ``None`` is accepted (XLA\n"
+             "      fuses each step).",
+}
+
+
+def _documents_switches(preset):
+  """Appends to ``preset``'s Args section the entries of the torch switches
+  it takes (``foreach``, ``maximize``, ...), in its signature's order.
+
+  The API reference renders this runtime docstring (docs/griffe_gradtx.py).
+  """
+  names = [n for n in inspect.signature(preset).parameters
+           if n in _SWITCH_DOCS]
+  doc = preset.__doc__
+  end = doc.index("\n\n  Returns:")
+  preset.__doc__ = doc[:end] + "".join(
+      f"\n    {n}: {_SWITCH_DOCS[n]}" for n in names) + doc[end:]
+  return preset
+
+
+# --------------------------------------------------------------------------
 # SGD
 
 
+@_documents_switches
 def SGD(lr: base.ScalarOrSchedule = 1e-3, momentum: float = 0,
         dampening: float = 0, weight_decay: float = 0,
         nesterov: bool = False, *, maximize: bool = False,
@@ -230,9 +266,6 @@ def SGD(lr: base.ScalarOrSchedule = 1e-3, momentum: float = 0,
   gradients is torch's buffer ``b_t``. Nesterov needs ``momentum > 0`` and
   ``dampening == 0``, as in torch.
 
-  Args and defaults are torch's; ``foreach``, ``differentiable`` and
-  ``fused`` only at their defaults (see the module docstring).
-
   Args:
     lr: the learning rate :math:`\eta`, a number or a schedule of the step
       count (torch's ``lr_scheduler``).
@@ -245,14 +278,6 @@ def SGD(lr: base.ScalarOrSchedule = 1e-3, momentum: float = 0,
       ``update``.
     nesterov: Nesterov momentum; needs ``momentum > 0`` and
       ``dampening=0``.
-    maximize: maximize the objective: the gradients are negated first.
-    foreach: torch's implementation switch; only ``None`` is accepted
-      (under ``jax.jit`` XLA fuses the loop over the params).
-    differentiable: torch's autograd switch; only ``False`` is accepted
-      (every gradtx step is a pure function that ``jax.grad``
-      differentiates).
-    fused: torch's implementation switch; only ``None`` is accepted (XLA
-      fuses each step).
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
@@ -325,6 +350,7 @@ def _adam(fn: str, lr, betas, eps, weight_decay, amsgrad, maximize,
       [gradtx.scale_by_learning_rate(lr)])
 
 
+@_documents_switches
 def Adam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
          eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False,
          *, foreach: Optional[bool] = None, maximize: bool = False,
@@ -350,9 +376,6 @@ def Adam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
   bias-corrected ``v_t / (1 - b2**t)``. ``decoupled_weight_decay=True`` is
   :func:`AdamW`.
 
-  Args and defaults are torch's; ``foreach``, ``capturable``,
-  ``differentiable`` and ``fused`` only at their defaults.
-
   Args:
     lr: the learning rate :math:`\eta`, a number or a schedule of the step
       count (torch's ``lr_scheduler``).
@@ -365,16 +388,6 @@ def Adam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
       ``update``.
     amsgrad: keep the running maximum of the raw second moment (AMSGrad,
       Reddi et al. 2018).
-    foreach: torch's implementation switch; only ``None`` is accepted
-      (under ``jax.jit`` XLA fuses the loop over the params).
-    maximize: maximize the objective: the gradients are negated first.
-    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
-      jitted step keeps its state on the device already).
-    differentiable: torch's autograd switch; only ``False`` is accepted
-      (every gradtx step is a pure function that ``jax.grad``
-      differentiates).
-    fused: torch's implementation switch; only ``None`` is accepted (XLA
-      fuses each step).
     decoupled_weight_decay: apply ``weight_decay`` to the params as AdamW
       does (a factor ``1 - lr * weight_decay``) instead of adding it to the
       gradient.
@@ -400,6 +413,7 @@ def Adam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
                decoupled_weight_decay)
 
 
+@_documents_switches
 def AdamW(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
           eps: float = 1e-8, weight_decay: float = 1e-2,
           amsgrad: bool = False, *, maximize: bool = False,
@@ -422,9 +436,6 @@ def AdamW(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
   :func:`add_decoupled_weight_decay`); ``amsgrad=True`` keeps the maximum
   of the raw ``v_t`` as in :func:`Adam`.
 
-  Args and defaults are torch's; ``foreach``, ``capturable``,
-  ``differentiable`` and ``fused`` only at their defaults.
-
   Args:
     lr: the learning rate :math:`\eta`, a number or a schedule of the step
       count (torch's ``lr_scheduler``).
@@ -437,16 +448,6 @@ def AdamW(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
       default 1e-2). Needs ``params`` in ``update``.
     amsgrad: keep the running maximum of the raw second moment (AMSGrad,
       Reddi et al. 2018).
-    maximize: maximize the objective: the gradients are negated first.
-    foreach: torch's implementation switch; only ``None`` is accepted
-      (under ``jax.jit`` XLA fuses the loop over the params).
-    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
-      jitted step keeps its state on the device already).
-    differentiable: torch's autograd switch; only ``False`` is accepted
-      (every gradtx step is a pure function that ``jax.grad``
-      differentiates).
-    fused: torch's implementation switch; only ``None`` is accepted (XLA
-      fuses each step).
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
@@ -466,6 +467,7 @@ def AdamW(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
 # RMSprop
 
 
+@_documents_switches
 def RMSprop(lr: base.ScalarOrSchedule = 1e-2, alpha: float = 0.99,
             eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0,
             centered: bool = False, capturable: bool = False,
@@ -490,9 +492,6 @@ def RMSprop(lr: base.ScalarOrSchedule = 1e-2, alpha: float = 0.99,
   default ``decay=0.9`` and apply momentum after the learning rate (the same
   thing only for a constant ``lr``).
 
-  Args and defaults are torch's; ``capturable``, ``foreach`` and
-  ``differentiable`` only at their defaults.
-
   Args:
     lr: the learning rate :math:`\eta`, a number or a schedule of the step
       count (torch's ``lr_scheduler``).
@@ -507,14 +506,6 @@ def RMSprop(lr: base.ScalarOrSchedule = 1e-2, alpha: float = 0.99,
       d`` before the learning rate; 0 turns it off.
     centered: divide by the running standard deviation of the gradient
       (Graves 2013) instead of its root mean square.
-    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
-      jitted step keeps its state on the device already).
-    foreach: torch's implementation switch; only ``None`` is accepted
-      (under ``jax.jit`` XLA fuses the loop over the params).
-    maximize: maximize the objective: the gradients are negated first.
-    differentiable: torch's autograd switch; only ``False`` is accepted
-      (every gradtx step is a pure function that ``jax.grad``
-      differentiates).
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
@@ -544,6 +535,7 @@ def RMSprop(lr: base.ScalarOrSchedule = 1e-2, alpha: float = 0.99,
 # Adagrad, Adadelta
 
 
+@_documents_switches
 def Adagrad(lr: base.ScalarOrSchedule = 1e-2, lr_decay: float = 0,
             weight_decay: float = 0, initial_accumulator_value: float = 0,
             eps: float = 1e-10, foreach: Optional[bool] = None, *,
@@ -565,9 +557,6 @@ def Adagrad(lr: base.ScalarOrSchedule = 1e-2, lr_decay: float = 0,
   decay. ``gradtx.adagrad`` and ``optax.adagrad`` default to ``G_0 = 0.1``
   and ``eps=1e-7`` inside the root, and have no ``lr_decay``.
 
-  Args and defaults are torch's; ``foreach``, ``differentiable`` and
-  ``fused`` only at their defaults.
-
   Args:
     lr: the learning rate :math:`\eta`, a number or a schedule of the step
       count (torch's ``lr_scheduler``).
@@ -580,14 +569,6 @@ def Adagrad(lr: base.ScalarOrSchedule = 1e-2, lr_decay: float = 0,
       of squared gradients.
     eps: :math:`\epsilon`, added to the denominator for numerical
       stability.
-    foreach: torch's implementation switch; only ``None`` is accepted
-      (under ``jax.jit`` XLA fuses the loop over the params).
-    maximize: maximize the objective: the gradients are negated first.
-    differentiable: torch's autograd switch; only ``False`` is accepted
-      (every gradtx step is a pure function that ``jax.grad``
-      differentiates).
-    fused: torch's implementation switch; only ``None`` is accepted (XLA
-      fuses each step).
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
@@ -609,7 +590,7 @@ def Adagrad(lr: base.ScalarOrSchedule = 1e-2, lr_decay: float = 0,
     rate = lr
   elif callable(lr):
     decay = gradtx.inverse_time_decay(1.0, lr_decay)
-    rate = lambda count: lr(count) * decay(count)
+    rate = lambda count: V.at(lr, count) * decay(count)
   else:
     rate = gradtx.inverse_time_decay(lr, lr_decay)
   return _chain(
@@ -619,6 +600,7 @@ def Adagrad(lr: base.ScalarOrSchedule = 1e-2, lr_decay: float = 0,
       [gradtx.scale_by_learning_rate(rate)])
 
 
+@_documents_switches
 def Adadelta(lr: base.ScalarOrSchedule = 1.0, rho: float = 0.9,
              eps: float = 1e-6, weight_decay: float = 0,
              foreach: Optional[bool] = None, *, capturable: bool = False,
@@ -637,9 +619,6 @@ def Adadelta(lr: base.ScalarOrSchedule = 1.0, rho: float = 0.9,
   scale_by_learning_rate(lr))``: ``gradtx.adadelta(lr, rho, eps,
   weight_decay)``, with torch's default ``lr=1.0`` (the paper's method).
 
-  Args and defaults are torch's; ``foreach``, ``capturable`` and
-  ``differentiable`` only at their defaults.
-
   Args:
     lr: a factor on Adadelta's step (torch's default 1.0 is the paper's
       method), a number or a schedule.
@@ -650,14 +629,6 @@ def Adadelta(lr: base.ScalarOrSchedule = 1.0, rho: float = 0.9,
     weight_decay: :math:`\lambda`, the L2 penalty added to the gradient
       (``g + weight_decay * param``); 0 turns it off. Needs ``params`` in
       ``update``.
-    foreach: torch's implementation switch; only ``None`` is accepted
-      (under ``jax.jit`` XLA fuses the loop over the params).
-    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
-      jitted step keeps its state on the device already).
-    maximize: maximize the objective: the gradients are negated first.
-    differentiable: torch's autograd switch; only ``False`` is accepted
-      (every gradtx step is a pure function that ``jax.grad``
-      differentiates).
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
@@ -682,6 +653,7 @@ def Adadelta(lr: base.ScalarOrSchedule = 1.0, rho: float = 0.9,
 # NAdam, RAdam, Adamax
 
 
+@_documents_switches
 def NAdam(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
           eps: float = 1e-8, weight_decay: float = 0,
           momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False,
@@ -705,9 +677,6 @@ def NAdam(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
   ``optax.nadam`` have no schedule (:math:`\mu_t = \beta_1`), so their
   numbers differ.
 
-  Args and defaults are torch's; ``foreach``, ``capturable`` and
-  ``differentiable`` only at their defaults.
-
   Args:
     lr: the learning rate :math:`\eta`, a number or a schedule of the step
       count (torch's ``lr_scheduler``).
@@ -724,14 +693,6 @@ def NAdam(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
     decoupled_weight_decay: apply ``weight_decay`` to the params as AdamW
       does (a factor ``1 - lr * weight_decay``) instead of adding it to the
       gradient.
-    foreach: torch's implementation switch; only ``None`` is accepted
-      (under ``jax.jit`` XLA fuses the loop over the params).
-    maximize: maximize the objective: the gradients are negated first.
-    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
-      jitted step keeps its state on the device already).
-    differentiable: torch's autograd switch; only ``False`` is accepted
-      (every gradtx step is a pure function that ``jax.grad``
-      differentiates).
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
@@ -757,6 +718,7 @@ def NAdam(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
       [gradtx.scale_by_learning_rate(lr)])
 
 
+@_documents_switches
 def RAdam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
           eps: float = 1e-8, weight_decay: float = 0,
           decoupled_weight_decay: bool = False, *,
@@ -778,9 +740,6 @@ def RAdam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
   ``optax.radam`` add ``eps`` after the bias correction and switch at
   :math:`\rho_t \ge 5` (see :func:`scale_by_radam`).
 
-  Args and defaults are torch's; ``foreach``, ``capturable`` and
-  ``differentiable`` only at their defaults.
-
   Args:
     lr: the learning rate :math:`\eta`, a number or a schedule of the step
       count (torch's ``lr_scheduler``).
@@ -794,14 +753,6 @@ def RAdam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
     decoupled_weight_decay: apply ``weight_decay`` to the params as AdamW
       does (a factor ``1 - lr * weight_decay``) instead of adding it to the
       gradient.
-    foreach: torch's implementation switch; only ``None`` is accepted
-      (under ``jax.jit`` XLA fuses the loop over the params).
-    maximize: maximize the objective: the gradients are negated first.
-    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
-      jitted step keeps its state on the device already).
-    differentiable: torch's autograd switch; only ``False`` is accepted
-      (every gradtx step is a pure function that ``jax.grad``
-      differentiates).
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
@@ -826,6 +777,7 @@ def RAdam(lr: base.ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999),
       [gradtx.scale_by_learning_rate(lr)])
 
 
+@_documents_switches
 def Adamax(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
            eps: float = 1e-8, weight_decay: float = 0,
            foreach: Optional[bool] = None, *, maximize: bool = False,
@@ -843,9 +795,6 @@ def Adamax(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
   ``chain(add_decayed_weights(wd), scale_by_adamax(b1, b2, eps),
   scale_by_learning_rate(lr))``. The paper adds no ``eps``.
 
-  Args and defaults are torch's; ``foreach``, ``differentiable`` and
-  ``capturable`` only at their defaults.
-
   Args:
     lr: the learning rate :math:`\eta`, a number or a schedule of the step
       count (torch's ``lr_scheduler``).
@@ -856,14 +805,6 @@ def Adamax(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
     weight_decay: :math:`\lambda`, the L2 penalty added to the gradient
       (``g + weight_decay * param``); 0 turns it off. Needs ``params`` in
       ``update``.
-    foreach: torch's implementation switch; only ``None`` is accepted
-      (under ``jax.jit`` XLA fuses the loop over the params).
-    maximize: maximize the objective: the gradients are negated first.
-    differentiable: torch's autograd switch; only ``False`` is accepted
-      (every gradtx step is a pure function that ``jax.grad``
-      differentiates).
-    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
-      jitted step keeps its state on the device already).
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of
@@ -888,6 +829,7 @@ def Adamax(lr: base.ScalarOrSchedule = 2e-3, betas: tuple = (0.9, 0.999),
 # Rprop
 
 
+@_documents_switches
 def Rprop(lr: float = 1e-2, etas: tuple = (0.5, 1.2),
           step_sizes: tuple = (1e-6, 50), *, capturable: bool = False,
           foreach: Optional[bool] = None, maximize: bool = False,
@@ -912,9 +854,6 @@ def Rprop(lr: float = 1e-2, etas: tuple = (0.5, 1.2),
   scale(-1))``: ``gradtx.rprop`` with the initial step size clipped.
   ``optax.rprop`` applies each update a step late.
 
-  Args and defaults are torch's; ``capturable``, ``foreach`` and
-  ``differentiable`` only at their defaults.
-
   Args:
     lr: the initial step size of every entry; a number (not a schedule: it
       is a starting value, not a rate).
@@ -922,14 +861,6 @@ def Rprop(lr: float = 1e-2, etas: tuple = (0.5, 1.2),
       < 1``) and grow (``etaplus > 1``) each step size when the gradient's
       sign flips or stays.
     step_sizes: ``(min, max)``, the bounds of each entry's step size.
-    capturable: torch's CUDA-graph switch; only ``False`` is accepted (a
-      jitted step keeps its state on the device already).
-    foreach: torch's implementation switch; only ``None`` is accepted
-      (under ``jax.jit`` XLA fuses the loop over the params).
-    maximize: maximize the objective: the gradients are negated first.
-    differentiable: torch's autograd switch; only ``False`` is accepted
-      (every gradtx step is a pure function that ``jax.grad``
-      differentiates).
 
   Returns:
     A :class:`gradtx.GradientTransformation`: a :func:`gradtx.chain` of

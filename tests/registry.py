@@ -2,7 +2,7 @@
 
 Each entry says how to build the optimizer and what it can do (capability
 flags); the property tests read the flags instead of keeping skip lists.
-Later issues add their optimizers here and get the same tests for free.
+A new optimizer is added here and gets the same tests for free.
 """
 
 from __future__ import annotations

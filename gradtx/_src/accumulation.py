@@ -124,7 +124,7 @@ def ema(decay: Any, debias: bool = True,
     del params, extra_args
     beta = V.at(decay, state.count)
     count = num.safe_increment(state.count)
-    bc = 1 - beta ** count
+    bc = num.one_minus_pow(beta, count)
 
     def leaf(g, t):
       b, omb = T.pair(beta, g)
@@ -306,7 +306,7 @@ class MultiSteps:
   * the inner update runs inside ``jax.lax.cond``: on the ``k - 1`` other
     mini-steps it is not computed at all, and the zero updates returned
     there have the inner update's dtypes;
-  * the accumulator is kept in the gradients' dtype unless
+  * the accumulator is kept in the params' dtype unless
     ``accumulator_dtype`` is given (optax defaults to float32, which loses
     precision for float64 params);
   * a cycle ends once ``mini_step + 1 >= k``, so a schedule that lowers
@@ -326,9 +326,9 @@ class MultiSteps:
       :func:`gradtx.skip_large_updates` are two such functions (as in
       optax).
     accumulator_dtype: the dtype to accumulate in, e.g. ``jnp.float32``
-      for bfloat16 params; ``None`` (the default) keeps each gradient's own
-      dtype. The inner optimizer receives the result cast back to the
-      gradients' dtype.
+      for bfloat16 params; ``None`` (the default): each param's dtype. The
+      inner optimizer receives the result cast back to the gradients'
+      dtype.
 
   Extra keyword arguments of ``update`` are forwarded to ``opt.update`` on
   the steps where it runs, when it accepts ``**extra_args``.

@@ -359,16 +359,9 @@ def rectify(threshold: Any = 5.0) -> base.GradientTransformation:
   def update_fn(updates, state, params=None, **extra_args):
     del params
     m = _expect_moments(fn, updates)
-    b2 = m.b2
-    rho_inf = 2.0 / (1.0 - b2) - 1.0
-    b2t = b2 ** m.count
-    rho = rho_inf - 2 * m.count * b2t / (1 - b2t)
+    rho_inf, rho = num.radam_rho(m.b2, m.count)
     on = rho >= threshold
-    # Evaluate r only where it is used, so no NaN is formed even in the
-    # branch that jnp.where discards (its gradient would still be NaN).
-    safe_rho = jnp.where(on, rho, rho_inf)
-    r = jnp.sqrt((safe_rho - 4.0) * (safe_rho - 2.0) * rho_inf
-                 / ((rho_inf - 4.0) * (rho_inf - 2.0) * safe_rho))
+    r = num.radam_rectification(rho_inf, rho, on)
     m = m._replace(rect=r if isinstance(m.rect, float) and m.rect == 1.0
                    else m.rect * r,
                    adaptive=on if m.adaptive is True else m.adaptive & on)
@@ -429,7 +422,7 @@ def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
   V.check_positive(fn, "gamma", gamma,
                    hint="it sets how fast the bounds close; 1e-3 is usual.")
   if callable(learning_rate):
-    lr0 = learning_rate(0)
+    lr0 = V.at(learning_rate, 0)
     if V.is_concrete_number(lr0) and float(lr0) == 0.0:
       raise ValueError(
           f"{fn}: the learning-rate schedule is 0 at step 0; the bounds are "
@@ -443,13 +436,10 @@ def bound_lr(learning_rate: base.ScalarOrSchedule, final_lr: Any = 0.1,
         "bounds, and gradtx computes that step size in the params' dtype. "
         "For complex parameters use adam or amsgrad.")
     t = m.count
-    if callable(learning_rate):
-      lr = learning_rate(t - 1)
-      ratio = lr / learning_rate(0)
-    else:
-      lr, ratio = learning_rate, 1.0
+    lr = V.at(learning_rate, t - 1)
+    ratio = lr / V.at(learning_rate, 0) if callable(learning_rate) else 1.0
     # A final_lr schedule is taken as it is; a constant follows lr(t)/lr(0).
-    final = final_lr(t - 1) if callable(final_lr) else final_lr * ratio
+    final = V.at(final_lr, t - 1) if callable(final_lr) else final_lr * ratio
     lower = final * (1 - 1 / (gamma * t + 1))
     upper = final * (1 + 1 / (gamma * t))
     bc1, bc2 = jnp.asarray(m.bc1), jnp.asarray(m.bc2)

@@ -1,7 +1,7 @@
 """Per-parameter adaptive scalings: Adagrad, RMSProp, Adadelta and Rprop.
 
 Each factory's update runs one fused per-leaf function (see
-:func:`gradtx._src.leafwise.leafwise`). Numbers match optax 0.2.8 op for op
+:func:`gradtx._src.leafwise.leafwise`). Numbers match optax's op for op
 where optax has the transform, except :func:`scale_by_rprop` (see its
 docstring). Adam and Adamax are in ``adam.py``.
 
@@ -40,6 +40,26 @@ def _count_if(needed: bool) -> Optional[jax.Array]:
 
 def _next_count(count: Optional[jax.Array]) -> Optional[jax.Array]:
   return None if count is None else num.safe_increment(count)
+
+
+def _check_rms(fn: str, decay: Any, eps: Any, initial_scale: Any,
+               bias_correction: bool) -> bool:
+  """Checks what RMSProp's two scalings take; returns whether their state
+  needs a step count (for the bias correction or a ``decay`` schedule)."""
+  V.check_decay(fn, "decay", decay)
+  V.check_nonnegative(fn, "eps", eps)
+  V.check_nonnegative(fn, "initial_scale", initial_scale)
+  return bias_correction or callable(decay)
+
+
+def _rms_step(decay: Any, count: Optional[jax.Array],
+              bias_correction: bool) -> tuple:
+  """``(decay now, the next count, 1 - decay**t or None)`` for RMSProp's
+  two scalings."""
+  rho = V.at(decay, count)
+  count = _next_count(count)
+  return rho, count, num.one_minus_pow(rho, count) if bias_correction \
+      else None
 
 
 def _ema_sq(v: jax.Array, g: jax.Array, keep: Any, add: Any) -> jax.Array:
@@ -159,11 +179,7 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
     bias_correction: divide ``nu`` by ``1 - decay**t`` before the root.
   """
   fn = "scale_by_rms"
-  V.check_decay(fn, "decay", decay)
-  V.check_nonnegative(fn, "eps", eps)
-  V.check_nonnegative(fn, "initial_scale", initial_scale)
-
-  counted = bias_correction or callable(decay)
+  counted = _check_rms(fn, decay, eps, initial_scale, bias_correction)
 
   def init_fn(params):
     return ScaleByRmsState(count=_count_if(counted),
@@ -171,9 +187,7 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    rho = V.at(decay, state.count)
-    count = _next_count(state.count)
-    bc = num.one_minus_pow(rho, count) if bias_correction else None
+    rho, count, bc = _rms_step(decay, state.count, bias_correction)
 
     def leaf(g, n):
       r, omr = T.pair(rho, n)
@@ -218,7 +232,7 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
 
   Graves, "Generating sequences with recurrent neural networks" (2013), eq. 38.
 
-  Differs from optax 0.2.8 where the variance estimate rounds below zero:
+  Differs from optax where the variance estimate rounds below zero:
   gradtx clamps it at 0, where optax's ``sqrt`` returns NaN. This happens at
   the first step with ``bias_correction=True`` (the variance of one sample is
   0), so prefer ``eps_in_sqrt=True`` there. Where ``nu`` overflows to Inf
@@ -235,11 +249,7 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
     bias_correction: divide ``mu`` and ``nu`` by ``1 - decay**t``.
   """
   fn = "scale_by_stddev"
-  V.check_decay(fn, "decay", decay)
-  V.check_nonnegative(fn, "eps", eps)
-  V.check_nonnegative(fn, "initial_scale", initial_scale)
-
-  counted = bias_correction or callable(decay)
+  counted = _check_rms(fn, decay, eps, initial_scale, bias_correction)
 
   def init_fn(params):
     return ScaleByStddevState(count=_count_if(counted),
@@ -248,9 +258,7 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    rho = V.at(decay, state.count)
-    count = _next_count(state.count)
-    bc = num.one_minus_pow(rho, count) if bias_correction else None
+    rho, count, bc = _rms_step(decay, state.count, bias_correction)
 
     def leaf(g, m, n):
       (r, omr), (rn, omrn) = T.pair(rho, g), T.pair(rho, n)
@@ -394,7 +402,7 @@ def scale_by_rprop(learning_rate: Any, eta_minus: Any = 0.5,
   not shrink the step size again. The step taken is ``-u_t``
   (:func:`gradtx.rprop` applies the sign).
 
-  Differs from optax 0.2.8, whose ``scale_by_rprop`` returns the update it
+  Differs from optax, whose ``scale_by_rprop`` returns the update it
   computed at the *previous* step (its first update is all zeros and every
   later one lags by a step). Here step ``t`` applies the update computed from
   ``g_t``, as in the paper and in ``torch.optim.Rprop``.

@@ -142,7 +142,7 @@ def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: Any = None,
     eta: the initial variance (a number or a schedule of the step).
     gamma: the decay exponent of the variance.
     key: a PRNG key (``jax.random.key(seed)``) or an int seed. Required:
-      optax 0.2.8 falls back to seed 0 with a warning, gradtx refuses.
+      optax falls back to seed 0 with a warning, gradtx refuses.
     seed: optax's other spelling of an int seed; give ``key`` or ``seed``.
   """
   fn = "add_noise"
@@ -161,7 +161,7 @@ def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: Any = None,
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
     count = num.safe_increment(state.count)
-    e = eta(state.count) if callable(eta) else eta
+    e = V.at(eta, state.count)
     std = jnp.sqrt(e / count ** gamma)
     rng_key, sample_key = jax.random.split(state.rng_key)
     treedef = jax.tree.structure(updates)

@@ -1,6 +1,6 @@
 """Named optimizers: each is a short chain of primitives and holds no maths.
 
-Signatures, defaults and per-step numbers follow optax 0.2.8 where optax has
+Signatures, defaults and per-step numbers follow optax's where optax has
 the optimizer; the docstrings say where and why gradtx differs.
 """
 
@@ -168,7 +168,7 @@ def adadelta(learning_rate: Optional[base.ScalarOrSchedule] = None,
      \theta_t = \theta_{t-1} + \eta\,\Delta_t
 
   ``learning_rate=None`` is the paper's method (``eta = 1``): no learning
-  rate at all. Differs from optax 0.2.8, whose ``adadelta()`` with the
+  rate at all. Differs from optax, whose ``adadelta()`` with the
   default ``learning_rate=None`` returns ``+|Delta_t|`` along the gradient and
   so *ascends* the loss; gradtx descends. With a learning rate the two agree
   (``torch.optim.Adadelta`` defaults to ``lr=1.0``). ``weight_decay`` adds
@@ -263,7 +263,7 @@ def rprop(learning_rate: Any, eta_minus: Any = 0.5, eta_plus: Any = 1.2,
   (after a flip the stored gradient is zeroed). ``learning_rate`` is the
   initial step size ``s_0``. Meant for full-batch training.
 
-  Differs from optax 0.2.8, whose ``rprop`` applies at step ``t`` the update
+  Differs from optax, whose ``rprop`` applies at step ``t`` the update
   computed at step ``t - 1`` (its first step is zero). gradtx applies this
   step's update, like the paper and ``torch.optim.Rprop``.
 
@@ -538,7 +538,7 @@ def noisy_sgd(learning_rate: base.ScalarOrSchedule, eta: Any = 0.01,
        \frac{\eta}{(1+t)^{\gamma}}\right)\right)
 
   ``key`` is required (a ``jax.random.key`` or an int seed; optax's
-  ``seed=`` is the other spelling of an int seed); optax 0.2.8 falls back to
+  ``seed=`` is the other spelling of an int seed); optax falls back to
   seed 0 with a warning. For the same key the draws equal optax's.
 
   Args:
@@ -654,11 +654,6 @@ def radam(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
       scaling.scale_by_learning_rate(learning_rate))
 
 
-def _l2(weight_decay: Any) -> base.GradientTransformation:
-  """Coupled (L2) decay added to the gradient, as AdaBound's code does."""
-  return adding.add_decayed_weights(weight_decay)
-
-
 def adabound(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.9,
              b2: Any = 0.999, final_lr: Any = 0.1, gamma: Any = 1e-3,
              eps: Any = 1e-8, weight_decay: base.ScalarOrSchedule = 0.0,
@@ -707,7 +702,7 @@ def adabound(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.9,
     >>> tx = gradtx.adabound(1e-3, final_lr=0.1)
   """
   return combining.chain(
-      _l2(weight_decay),
+      adding.add_decayed_weights(weight_decay),
       adam_lib.scale_by_adam(b1, b2, eps),
       adam_lib.bound_lr(learning_rate, final_lr, gamma))
 
@@ -749,7 +744,7 @@ def amsbound(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.9,
     >>> tx = gradtx.amsbound(1e-3, final_lr=0.1)
   """
   return combining.chain(
-      _l2(weight_decay),
+      adding.add_decayed_weights(weight_decay),
       adam_lib.scale_by_adam(b1, b2, eps),
       adam_lib.amsgrad_max(max_of_raw=True),
       adam_lib.bound_lr(learning_rate, final_lr, gamma))
@@ -760,7 +755,7 @@ def ranger(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.95,
            sync_period: int = 6, slow_step_size: Any = 0.5,
            weight_decay: base.ScalarOrSchedule = 0.0,
            ) -> base.GradientTransformation:
-  r"""Ranger: Lookahead over RAdam (the seeds' "RAdam + Lookahead").
+  r"""Ranger: Lookahead over RAdam (Less Wright, 2019).
 
   .. math::
      \theta_t = \theta_{t-1} + \text{RAdam}(g_t);\quad
@@ -800,7 +795,7 @@ def ranger(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.95,
   V.check_learning_rate("ranger", learning_rate)
   return lookahead_lib.lookahead(
       combining.chain(
-          _l2(weight_decay),
+          adding.add_decayed_weights(weight_decay),
           adam_lib.scale_by_adam(b1, b2, eps),
           adam_lib.rectify(threshold),
           scaling.scale_by_learning_rate(learning_rate)),

@@ -1,61 +1,17 @@
-"""The gradtx contract.
+"""The gradtx contract: :class:`GradientTransformation`, the one rule for
+extra arguments (:func:`call_update`) and the types of the Adam moment
+hand-off (:class:`AdamMoments`, :class:`MomentEmitter`,
+:class:`MomentConsumer`, :class:`MomentRelay`).
 
-A gradient transformation is a pair of pure functions::
-
-    init(params) -> state
-    update(updates, state, params=None, **extra_args) -> (updates, state)
-
-``init`` builds the state (moments, counters, keys) from the params it will
-optimise; ``update`` maps this step's updates (usually the gradients) and the
-old state to new updates and the new state. Neither mutates anything, so both
-can be jitted, vmapped and differentiated.
-
-This is structurally the same contract as optax's ``GradientTransformation``:
-a ``NamedTuple`` of ``(init, update)``. An optax transform can therefore be used
-inside :func:`gradtx.chain`, and a gradtx transform inside ``optax.chain``,
-``flax.nnx.Optimizer`` or ``flax.training.train_state.TrainState``.
-
-Extra arguments follow one rule. Every gradtx ``update`` accepts
-``**extra_args`` (a line search's value and value function, say) and ignores
-the ones it does not use. Whatever calls another transform's ``update`` (a
-chain, a wrapper such as ``masked`` or ``inject_hyperparams``) does it through
-:func:`call_update`, which forwards the extra arguments when the callee takes
-them (a :class:`GradientTransformationExtraArgs`, or an ``update`` with
-``**kwargs``) and drops them otherwise (an optax transform without them).
-
-The Adam moment hand-off is part of the contract. ``scale_by_adam`` can hand
-the transform after it an :class:`AdamMoments` record (bias-corrected moments,
-bias corrections, ``eps``) instead of finished updates, and ``amsgrad_max``,
-``rectify`` and ``bound_lr`` read that record, so a chain of them keeps one
-copy of each moment. Three types say who takes part:
-
-* :class:`MomentEmitter`: its ``update`` returns an :class:`AdamMoments`
-  instead of updates when called with the extra argument
-  ``emit_moments=True`` (:data:`EMIT_MOMENTS`); otherwise plain updates.
-* :class:`MomentConsumer`: its ``update`` takes an :class:`AdamMoments` as
-  its ``updates``; it must follow an emitter.
-* :class:`MomentRelay`: both (``amsgrad_max``, ``rectify``).
-
-The request travels as an extra argument, so it passes through every wrapper
-that forwards extra arguments. :func:`gradtx.chain` asks a member to emit
-exactly when the member after it is a consumer (and checks at construction
-that it can), and a chain is itself a consumer if its first member is one and
-an emitter if its last member is one; ``inject_hyperparams`` keeps the type of
-the transform it builds. Other wrappers (``masked``, ``partition``, ...) are
-plain transforms: they may wrap a whole adaptive chain, not half of one.
-Outside gradtx's chain (in ``optax.chain``, say) nobody asks for the record,
-so an emitter returns plain updates and a consumer raises an error that says
-to put the group into one :func:`gradtx.chain`.
+A transform is ``(init, update)``, ``init(params) -> state`` and
+``update(updates, state, params=None, **extra_args) -> (updates, state)``,
+structurally optax's. The documentation's "The contract" page
+(``docs/contract.md``) states it in full, with the conventions every
+transform keeps; "How gradtx composes" (``docs/design.md``) describes the
+moment hand-off.
 
 The optional function attribute ``update.gradtx_name`` is a label for error
 messages, nothing more.
-
-Conventions kept by every transform in the library:
-
-* state is one ``NamedTuple`` per transform, whatever its flags;
-* step counters are int32 scalars that saturate at ``2**31 - 1`` instead of
-  wrapping (see :func:`safe_increment`);
-* ``None`` leaves in ``updates`` (the masked-out parts of a tree) stay ``None``.
 """
 
 from __future__ import annotations
@@ -97,7 +53,8 @@ NO_PARAMS_MSG = (
 
 
 class GradientTransformation(NamedTuple):
-  """A pair of pure functions ``(init, update)``; see the module docstring.
+  """A pair of pure functions ``(init, update)``: the contract
+  (``docs/contract.md``).
 
   Attributes:
     init: ``init(params) -> state``. Builds the transform's state (moments,

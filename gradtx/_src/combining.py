@@ -105,6 +105,26 @@ def _check_state(fn_name: str, state: Any, kind: type, n: int) -> None:
         f"states that init() returned, got a {type(state).__name__}.{hint}")
 
 
+def _chained(fn_name: str, txs: tuple, labels: list, kind: type,
+             pack: Callable[[list], Any], members: Callable[[Any], Sequence],
+             ) -> base.GradientTransformation:
+  """A chain of ``txs`` whose state is ``pack(member states)``, a ``kind``;
+  ``members(state)`` checks a state and returns its member states in
+  order."""
+  plan = _plan(fn_name, txs, labels)
+
+  def init_fn(params):
+    return pack([tx.init(params) for tx in txs])
+
+  def update_fn(updates, state, params=None, **extra_args):
+    _check_state(fn_name, state, kind, len(txs))
+    updates, new_states = _run(fn_name, labels, txs, plan, members(state),
+                               updates, params, extra_args)
+    return updates, pack(new_states)
+
+  return _chain_type(txs)(init_fn, update_fn)
+
+
 def chain(*transforms: base.GradientTransformation,
           ) -> base.GradientTransformation:
   """Applies ``transforms`` in order; the state is the tuple of their states.
@@ -130,23 +150,16 @@ def chain(*transforms: base.GradientTransformation,
     >>> state = tx.init({"w": jnp.ones(3)})
   """
   txs = tuple(transforms)
-  labels = [f"#{i}" for i in range(len(txs))]
-  plan = _plan("chain", txs, labels)
 
-  def init_fn(params):
-    return tuple(tx.init(params) for tx in txs)
-
-  def update_fn(updates, state, params=None, **extra_args):
-    _check_state("chain", state, tuple, len(txs))
+  def members(state):
     if len(state) != len(txs):
       raise ValueError(
           f"chain: the state holds {len(state)} member states but the chain "
           f"has {len(txs)} members. Was it built by this chain's init()?")
-    updates, new_states = _run("chain", labels, txs, plan, state, updates,
-                               params, extra_args)
-    return updates, tuple(new_states)
+    return state
 
-  return _chain_type(txs)(init_fn, update_fn)
+  return _chained("chain", txs, [f"#{i}" for i in range(len(txs))], tuple,
+                  tuple, members)
 
 
 def named_chain(*transforms: tuple[str, base.GradientTransformation],
@@ -170,24 +183,16 @@ def named_chain(*transforms: tuple[str, base.GradientTransformation],
   if len(set(names)) != len(names):
     raise ValueError(f"named_chain: names must be unique, got {names}.")
   txs = tuple(tx for _, tx in transforms)
-  labels = [repr(n) for n in names]
-  plan = _plan("named_chain", txs, labels)
 
-  def init_fn(params):
-    return {n: tx.init(params) for n, tx in zip(names, txs)}
-
-  def update_fn(updates, state, params=None, **extra_args):
-    _check_state("named_chain", state, dict, len(txs))
+  def members(state):
     if set(state) != set(names):
       raise ValueError(
           f"named_chain: the state has members {sorted(state)} but the chain "
           f"has {sorted(names)}.")
-    updates, new_states = _run("named_chain", labels, txs, plan,
-                               [state[n] for n in names], updates, params,
-                               extra_args)
-    return updates, dict(zip(names, new_states))
+    return [state[n] for n in names]
 
-  return _chain_type(txs)(init_fn, update_fn)
+  return _chained("named_chain", txs, [repr(n) for n in names], dict,
+                  lambda states: dict(zip(names, states)), members)
 
 
 # --------------------------------------------------------------------------

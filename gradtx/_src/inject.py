@@ -12,6 +12,7 @@ import numpy as np
 
 from gradtx._src import base
 from gradtx._src import numerics as num
+from gradtx._src import validation as V
 
 
 @jax.tree_util.register_pytree_with_keys_class
@@ -278,4 +279,4 @@ class _WrappedSchedule:
 
   def __call__(self, state: WrappedScheduleState, **extra_args: Any) -> Any:
     del extra_args
-    return self.fn(state.count)
+    return V.at(self.fn, state.count)

@@ -14,7 +14,7 @@ The helpers at the top (dot products and sums of trees of real arrays in
 the scalar dtype, the objective's keyword arguments) are shared by the
 second-order methods in ``gradtx/_src/second_order/``.
 
-Names, arguments, defaults and states are optax 0.2.8's (its
+Names, arguments, defaults and states are optax's (its
 ``linesearch.py``). Scalars (dot products, step sizes) are accumulated in at
 least float32.
 """
@@ -507,7 +507,7 @@ def scale_by_zoom_linesearch(
   :func:`value_and_grad_from_state`): a step whose first trial is accepted
   costs one evaluation of ``value_fn`` and its gradient.
 
-  Same trials and steps as optax 0.2.8's ``scale_by_zoom_linesearch`` (up to
+  Same trials and steps as optax's ``scale_by_zoom_linesearch`` (up to
   rounding), except: with ``"keep"`` a previous step size of 0 restarts from
   1 (optax would try 0 forever); and ``info`` describes the step taken, where
   optax's describes the last trial.
@@ -730,6 +730,7 @@ def scale_by_zoom_linesearch(
 
 _DEFAULT_LINESEARCH = scale_by_zoom_linesearch(max_linesearch_steps=20,
                                                initial_guess_strategy="one")
+
 
 
 # --------------------------------------------------------------------------

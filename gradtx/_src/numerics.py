@@ -1,6 +1,6 @@
 """Numerics shared by the transforms: safe step counters, the bias
-correction ``1 - decay**count``, ``|x|**2``, and what counts as a concrete
-number.
+correction ``1 - decay**count``, RAdam's :math:`\rho_t` and :math:`r_t`,
+``|x|**2``, and what counts as a concrete number.
 
 One implementation of each concept, the most accurate one, called
 everywhere.
@@ -72,6 +72,67 @@ def one_minus_pow(decay: Any, count: Any) -> jax.Array:
   safe = jnp.where(positive, decay, 1)
   return jnp.where(positive, -jnp.expm1(count * jnp.log(safe)),
                    1 - decay ** count)
+
+
+def radam_rho(b2: Any, count: Any) -> tuple:
+  r"""``(rho_inf, rho_t)`` of RAdam, ``rho_t`` without cancellation.
+
+  :math:`\rho_\infty = 2/(1-\beta_2) - 1` and
+  :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)` (Liu et al.,
+  ICLR 2020). The direct form subtracts two numbers near
+  :math:`\rho_\infty` (1999 for ``b2=0.999``) in the first steps, losing
+  three digits in float32. With :math:`l = \log\beta_2`, :math:`s = -tl`
+  and :math:`s/(e^s-1) = 1 - s/2 + R(s)`,
+  :math:`\rho_t = (\rho_\infty + 2/l) + t + (2/l)R(s)`, with
+  :math:`R(s) = s^2/12 - s^4/720 + \dots` from its series while
+  :math:`s < 1`; beyond, the direct form no longer cancels. For a
+  Python-number ``b2`` the constants are taken in double; an array ``b2``
+  (a schedule's value, or from ``inject_hyperparams``) takes the same form,
+  so that the two agree bit for bit in float64.
+
+  Args:
+    b2: the second moment's decay :math:`\beta_2`.
+    count: the step :math:`t` (1 on the first step), an array.
+
+  Returns:
+    ``(rho_inf, rho_t)``, ``rho_t`` in the default float dtype.
+  """
+  t = jnp.asarray(count).astype(jnp.result_type(float))
+  rho_inf = 2 / (1 - b2) - 1
+  if isinstance(b2, (int, float)) and not isinstance(b2, bool):
+    if b2 == 0:
+      return rho_inf, jnp.full_like(t, rho_inf)
+    return rho_inf, _radam_rho_from_log(rho_inf, math.log(b2), t)
+  positive = b2 > 0
+  log_b2 = jnp.log(jnp.where(positive, b2, 0.5))
+  return rho_inf, jnp.where(
+      positive, _radam_rho_from_log(rho_inf, log_b2, t), rho_inf)
+
+
+def _radam_rho_from_log(rho_inf: Any, l: Any, t: jax.Array) -> jax.Array:
+  s = -l * t
+  s2 = s * s
+  series = s2 * (1 / 12 - s2 * (1 / 720 - s2 * (
+      1 / 30240 - s2 * (1 / 1209600 - s2 / 47900160))))
+  small = s < 1
+  s_big = jnp.where(small, 1.0, s)  # no 0/0 in the branch not taken
+  near = (rho_inf + 2 / l) + t + (2 / l) * series
+  # expm1 overflows to inf for large s, and s / inf = 0 gives rho_inf.
+  far = rho_inf + (2 / l) * (s_big / jnp.expm1(s_big))
+  return jnp.where(small, near, far)
+
+
+def radam_rectification(rho_inf: Any, rho: Any, adaptive: Any) -> Any:
+  r"""RAdam's :math:`r_t = \sqrt{(\rho_t-4)(\rho_t-2)\rho_\infty /
+  ((\rho_\infty-4)(\rho_\infty-2)\rho_t)}` where ``adaptive``, else 1.
+
+  :math:`r_t` is evaluated only where it is used, so no NaN is formed even
+  in the branch that ``jnp.where`` discards (its gradient would still be
+  NaN).
+  """
+  rho = jnp.where(adaptive, rho, rho_inf)
+  return jnp.sqrt((rho - 4.0) * (rho - 2.0) * rho_inf
+                  / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho))
 
 
 def abs_sq(x: jax.Array) -> jax.Array:

@@ -6,7 +6,7 @@ these are jit-safe: ``count`` may be a traced int32, and they stay exact for
 counts beyond 2**24 where float32 stops representing every integer (cyclic
 positions are computed in integer arithmetic before any conversion).
 
-Names, arguments and values follow optax 0.2.8 where optax has the schedule,
+Names, arguments and values follow optax's where optax has the schedule,
 including its fallbacks: a polynomial or exponential schedule with
 ``transition_steps <= 0``, or an exponential one with ``decay_rate == 0``, is
 the constant ``init_value``. Other arguments that make no sense raise
@@ -15,14 +15,13 @@ the constant ``init_value``. Other arguments that make no sense raise
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 
 from gradtx._src import validation as V
-
-Schedule = Callable[[Any], Any]
+from gradtx._src.base import Schedule
 
 
 def _real(x: Any) -> jax.Array:
@@ -37,14 +36,6 @@ def _real(x: Any) -> jax.Array:
   if isinstance(x, int) and not isinstance(x, bool):
     x = float(x)
   return jnp.asarray(x).astype(jnp.result_type(float))
-
-
-def _check_int(fn: str, arg: str, value: Any, minimum: int) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) and not (
-      hasattr(value, "__index__") and not hasattr(value, "shape")):
-    raise ValueError(f"{fn}: {arg} must be an int, got {arg}={value!r}.")
-  if value < minimum:
-    raise ValueError(f"{fn}: {arg} must be >= {minimum}, got {arg}={value!r}.")
 
 
 def constant_schedule(value: Any) -> Schedule:
@@ -90,8 +81,8 @@ def polynomial_schedule(init_value: Any, end_value: Any, power: Any,
     0.25
   """
   fn = "polynomial_schedule"
-  _check_int(fn, "transition_steps", transition_steps, -2 ** 63)
-  _check_int(fn, "transition_begin", transition_begin, 0)
+  V.check_int(fn, "transition_steps", transition_steps, None)
+  V.check_int(fn, "transition_begin", transition_begin, 0)
   if transition_steps <= 0:
     return lambda count: init_value
 
@@ -107,7 +98,7 @@ def linear_schedule(init_value: Any, end_value: Any, transition_steps: int,
                     transition_begin: int = 0) -> Schedule:
   """Linear interpolation from ``init_value`` to ``end_value`` (warm-up).
 
-  The seeds' warm-up: ``linear_schedule(0.0, peak, warmup_steps)``.
+  The usual warm-up: ``linear_schedule(0.0, peak, warmup_steps)``.
 
   Args:
     init_value: the value until ``transition_begin``.
@@ -150,7 +141,7 @@ def piecewise_constant_schedule(init_value: Any,
   fn = "piecewise_constant_schedule"
   items = sorted((boundaries_and_scales or {}).items())
   for b, scale in items:
-    _check_int(fn, "boundaries_and_scales key", b, 0)
+    V.check_int(fn, "boundaries_and_scales key", b, 0)
     V.check_nonnegative(fn, f"boundaries_and_scales[{b}]", scale)
 
   def schedule(count):
@@ -193,8 +184,8 @@ def exponential_decay(init_value: Any, transition_steps: int,
     0.25
   """
   fn = "exponential_decay"
-  _check_int(fn, "transition_steps", transition_steps, -2 ** 63)
-  _check_int(fn, "transition_begin", transition_begin, 0)
+  V.check_int(fn, "transition_steps", transition_steps, None)
+  V.check_int(fn, "transition_begin", transition_begin, 0)
   V.check_nonnegative(fn, "decay_rate", decay_rate)
   if transition_steps <= 0 or (V.is_concrete_number(decay_rate)
                                and float(decay_rate) == 0.0):
@@ -236,7 +227,7 @@ def inverse_time_decay(init_value: Any, decay_rate: Any = 1.0,
     0.25
   """
   fn = "inverse_time_decay"
-  _check_int(fn, "transition_steps", transition_steps, 1)
+  V.check_int(fn, "transition_steps", transition_steps, 1)
   V.check_nonnegative(fn, "decay_rate", decay_rate)
 
   def schedule(count):
@@ -270,8 +261,8 @@ def inverse_sqrt_decay(init_value: Any, warmup_steps: int = 0,
     0.5
   """
   fn = "inverse_sqrt_decay"
-  _check_int(fn, "warmup_steps", warmup_steps, 0)
-  _check_int(fn, "timescale", timescale, 1)
+  V.check_int(fn, "warmup_steps", warmup_steps, 0)
+  V.check_int(fn, "timescale", timescale, 1)
 
   def schedule(count):
     count = _real(count)
@@ -305,7 +296,7 @@ def cosine_decay_schedule(init_value: Any, decay_steps: int,
     0.5
   """
   fn = "cosine_decay_schedule"
-  _check_int(fn, "decay_steps", decay_steps, 1)
+  V.check_int(fn, "decay_steps", decay_steps, 1)
 
   def schedule(count):
     if isinstance(count, int):
@@ -378,8 +369,8 @@ def warmup_cosine_decay_schedule(init_value: Any, peak_value: Any,
     (1.0, 0.5)
   """
   fn = "warmup_cosine_decay_schedule"
-  _check_int(fn, "warmup_steps", warmup_steps, 0)
-  _check_int(fn, "decay_steps", decay_steps, warmup_steps + 1)
+  V.check_int(fn, "warmup_steps", warmup_steps, 0)
+  V.check_int(fn, "decay_steps", decay_steps, warmup_steps + 1)
   alpha = 0.0 if peak_value == 0.0 else end_value / peak_value
   return join_schedules(
       [linear_schedule(init_value, peak_value, warmup_steps),
@@ -414,7 +405,7 @@ def warmup_exponential_decay_schedule(
     >>> float(s(5)), float(s(20))
     (0.5, 0.5)
   """
-  _check_int("warmup_exponential_decay_schedule", "warmup_steps",
+  V.check_int("warmup_exponential_decay_schedule", "warmup_steps",
              warmup_steps, 0)
   return join_schedules(
       [linear_schedule(init_value, peak_value, warmup_steps),
@@ -476,6 +467,15 @@ def _interpolate_schedule(kind: str, init_value: Any,
   return schedule
 
 
+def _check_onecycle(fn: str, transition_steps: Any, pct_start: Any,
+                    div_factor: Any, final_div_factor: Any) -> None:
+  """The arguments both one-cycle schedules take, checked."""
+  V.check_int(fn, "transition_steps", transition_steps, 1)
+  V.check_interval(fn, "pct_start", pct_start, 0.0, 1.0)
+  V.check_positive(fn, "div_factor", div_factor)
+  V.check_positive(fn, "final_div_factor", final_div_factor)
+
+
 def linear_onecycle_schedule(transition_steps: int, peak_value: Any,
                              pct_start: float = 0.3, pct_final: float = 0.85,
                              div_factor: float = 25.0,
@@ -508,14 +508,12 @@ def linear_onecycle_schedule(transition_steps: int, peak_value: Any,
     1.0
   """
   fn = "linear_onecycle_schedule"
-  _check_int(fn, "transition_steps", transition_steps, 1)
-  V.check_interval(fn, "pct_start", pct_start, 0.0, 1.0)
+  _check_onecycle(fn, transition_steps, pct_start, div_factor,
+                  final_div_factor)
   V.check_interval(fn, "pct_final", pct_final, 0.0, 1.0, hi_closed=True)
   if pct_final < pct_start:
     raise ValueError(f"{fn}: pct_final must be >= pct_start, got "
                      f"{pct_start=} and {pct_final=}.")
-  V.check_positive(fn, "div_factor", div_factor)
-  V.check_positive(fn, "final_div_factor", final_div_factor)
   return _interpolate_schedule("linear", peak_value / div_factor, {
       int(pct_start * transition_steps): div_factor,
       int(pct_final * transition_steps): 1.0 / div_factor,
@@ -545,11 +543,8 @@ def cosine_onecycle_schedule(transition_steps: int, peak_value: Any,
     >>> round(float(s(30)), 6)
     1.0
   """
-  fn = "cosine_onecycle_schedule"
-  _check_int(fn, "transition_steps", transition_steps, 1)
-  V.check_interval(fn, "pct_start", pct_start, 0.0, 1.0)
-  V.check_positive(fn, "div_factor", div_factor)
-  V.check_positive(fn, "final_div_factor", final_div_factor)
+  _check_onecycle("cosine_onecycle_schedule", transition_steps, pct_start,
+                  div_factor, final_div_factor)
   return _interpolate_schedule("cosine", peak_value / div_factor, {
       int(pct_start * transition_steps): div_factor,
       int(transition_steps): 1.0 / (div_factor * final_div_factor)})
@@ -595,7 +590,7 @@ def cyclic_schedule(base_value: Any, max_value: Any, step_size: int,
     [0.1, 0.55, 1.0, 0.55, 0.1]
   """
   fn = "cyclic_schedule"
-  _check_int(fn, "step_size", step_size, 1)
+  V.check_int(fn, "step_size", step_size, 1)
   if mode not in _CYCLIC_MODES:
     raise ValueError(f"{fn}: mode must be one of {_CYCLIC_MODES}, got "
                      f"mode={mode!r}.")
@@ -656,8 +651,8 @@ def cosine_warm_restarts_schedule(init_value: Any, first_period: int,
     [1.0, 0.5, 1.0, 0.5, 1.0]
   """
   fn = "cosine_warm_restarts_schedule"
-  _check_int(fn, "first_period", first_period, 1)
-  _check_int(fn, "period_mult", period_mult, 1)
+  V.check_int(fn, "first_period", first_period, 1)
+  V.check_int(fn, "period_mult", period_mult, 1)
   if V.is_concrete_number(init_value) and V.is_concrete_number(min_value) \
       and float(min_value) > float(init_value):
     raise ValueError(f"{fn}: min_value must be <= init_value, got "

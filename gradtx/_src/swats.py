@@ -153,7 +153,7 @@ def swats(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
         "complex parameters use adam, or sgd with momentum.")
     lr = V.at(learning_rate, state.count)
     k = num.safe_increment(state.count)
-    bc1, bc2 = 1 - b1 ** k, 1 - b2 ** k
+    bc1, bc2 = num.one_minus_pow(b1, k), num.one_minus_pow(b2, k)
     step_size = lr * jnp.sqrt(bc2) / bc1
 
     # Adam's candidate step for every leaf (used only before the switch).

@@ -45,10 +45,9 @@ def _is_zero(x: Any) -> bool:
 # torch computes 1 - b**t, NAdam's mu_t and RAdam's rho_t in Python floats
 # (double). In float32 (JAX without x64), 1 - b2**t loses what rounding
 # b2 = 0.999 to float32 costs: 1.3e-5 relative, a systematic 6e-6 in every
-# Adam step. Taking log(b) in double once and exponentiating per step keeps
-# these scalars to a few float32 ulps. For 1 - b**t that is gradtx's own
-# bias correction (traced decays included); RAdam's rho_t of a schedule or
-# a traced value (e.g. from inject_hyperparams) uses the plain formula.
+# Adam step. gradtx's own bias correction (numerics.one_minus_pow) and
+# RAdam's rho_t (numerics.radam_rho) take log(b) in double once and keep
+# these scalars to a few float32 ulps.
 
 
 def _float_count(count: jax.Array) -> jax.Array:
@@ -57,41 +56,6 @@ def _float_count(count: jax.Array) -> jax.Array:
 
 def _is_number(x: Any) -> bool:
   return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-# ``1 - b ** t`` without cancellation: gradtx's own bias correction.
-_one_minus_pow = num.one_minus_pow
-
-
-def _radam_rho(b2: Any, t: jax.Array) -> tuple:
-  r"""``(rho_inf, rho_t)`` of RAdam, ``rho_t`` without cancellation.
-
-  :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)` subtracts two
-  numbers near :math:`\rho_\infty` (1999 for ``b2=0.999``) in the first
-  steps, losing three digits in float32. With :math:`l = \log\beta_2`,
-  :math:`s = -tl` and :math:`s/(e^s-1) = 1 - s/2 + R(s)`,
-  :math:`\rho_t = (\rho_\infty + 2/l) + t + (2/l)R(s)`: the constant is
-  taken in double here, and :math:`R(s) = s^2/12 - s^4/720 + \dots` from its
-  series while :math:`s < 1`; beyond, the direct form no longer cancels.
-  """
-  if not _is_number(b2):
-    b2t = b2 ** t
-    rho_inf = 2 / (1 - b2) - 1
-    return rho_inf, rho_inf - 2 * t * b2t / (1 - b2t)
-  rho_inf = 2 / (1 - b2) - 1
-  if b2 == 0:
-    return rho_inf, jnp.full_like(t, rho_inf)
-  l = math.log(b2)
-  s = -l * t
-  s2 = s * s
-  series = s2 * (1 / 12 - s2 * (1 / 720 - s2 * (
-      1 / 30240 - s2 * (1 / 1209600 - s2 / 47900160))))
-  small = s < 1
-  s_big = jnp.where(small, 1.0, s)  # no 0/0 in the branch not taken
-  near = (rho_inf + 2 / l) + t + (2 / l) * series
-  # expm1 overflows to inf for large s, and s / inf = 0 gives rho_inf.
-  far = rho_inf + (2 / l) * (s_big / jnp.expm1(s_big))
-  return rho_inf, jnp.where(small, near, far)
 
 
 # --------------------------------------------------------------------------
@@ -185,7 +149,7 @@ def scale_by_nadam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     mu_product = state.mu_product * mu_t.astype(state.mu_product.dtype)
     coef_g = (1 - mu_t) / (1 - mu_product)
     coef_m = mu_next / (1 - mu_product * mu_next)
-    bc2 = _one_minus_pow(beta2, t)
+    bc2 = num.one_minus_pow(beta2, t)
 
     def leaf(g, m, v):
       (c1, omc1), (c2, omc2) = T.pair(beta1, g), T.pair(beta2, v)
@@ -228,7 +192,7 @@ def scale_by_radam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
   differs by up to a factor 32 in the first steps); and torch switches when
   :math:`\rho_t > 5`, they when :math:`\rho_t \ge 5`. Besides, ``rho_t`` is
   computed without the cancellation of the formula above (which costs
-  optax's float32 ``rho_t`` three digits; see ``_radam_rho``), so the switch
+  optax's float32 ``rho_t`` three digits), so the switch
   and :math:`r_t` match torch's double-precision ones.
 
   Args:
@@ -261,14 +225,11 @@ def scale_by_radam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     beta1, beta2 = V.at(b1, state.count), V.at(b2, state.count)
     count = gradtx.safe_increment(state.count)
     t = _float_count(count)
-    bc1 = _one_minus_pow(beta1, t)
-    rho_inf, rho = _radam_rho(beta2, t)
+    bc1 = num.one_minus_pow(beta1, t)
+    rho_inf, rho = num.radam_rho(beta2, t)
     adaptive = rho > 5
-    # r_t only where it is used: no NaN even in the branch jnp.where drops.
-    rho = jnp.where(adaptive, rho, rho_inf)
-    rect = jnp.sqrt((rho - 4) * (rho - 2) / rho
-                    * (rho_inf / ((rho_inf - 4) * (rho_inf - 2))))
-    adaptive_scale = rect * jnp.sqrt(_one_minus_pow(beta2, t))
+    rect = num.radam_rectification(rho_inf, rho, adaptive)
+    adaptive_scale = rect * jnp.sqrt(num.one_minus_pow(beta2, t))
 
     def leaf(g, m, v):
       (c1, omc1), (c2, omc2) = T.pair(beta1, g), T.pair(beta2, v)

@@ -8,7 +8,7 @@ names the function, the argument and the value, and says what was expected.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -95,12 +95,14 @@ def is_int(x: Any) -> bool:
       x, (bool, np.bool_))
 
 
-def check_int(fn: str, arg: str, value: Any, lo: int,
+def check_int(fn: str, arg: str, value: Any, lo: Optional[int],
               meaning: str = "") -> None:
-  """Raises ``ValueError`` unless ``value`` is an int >= ``lo``; ``meaning``
-  follows the bound in the message (e.g. what the number counts)."""
-  if not is_int(value) or value < lo:
-    raise ValueError(f"{fn}: {arg} must be an int >= {lo}{meaning}, got "
+  """Raises ``ValueError`` unless ``value`` is an int >= ``lo`` (any int
+  for ``lo=None``); ``meaning`` follows the bound in the message (e.g. what
+  the number counts)."""
+  if not is_int(value) or (lo is not None and value < lo):
+    bound = "" if lo is None else f" >= {lo}"
+    raise ValueError(f"{fn}: {arg} must be an int{bound}{meaning}, got "
                      f"{arg}={value!r}.")
 
 

@@ -4,8 +4,10 @@
 flattened to one vector (an ``n x n`` matrix: for problems up to a few
 thousand parameters; :func:`gradtx.lbfgs` for larger ones). :func:`bfgs`
 chains it with the line searches of :mod:`gradtx._src.linesearch`, with the
-same arguments as :func:`gradtx.lbfgs`, and stores curvature pairs by the
-same rule (:func:`gradtx._src.second_order.curvature.accept_curvature_pair`).
+same arguments as :func:`gradtx.lbfgs`. It takes only the curvature pairs
+that keep the matrix positive definite
+(:func:`gradtx._src.second_order.curvature.accept_curvature_pair`, the rule
+``scale_by_lbfgs(skip_nonpositive_curvature=True)`` applies too).
 """
 
 from __future__ import annotations
@@ -16,13 +18,10 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import combining
 from gradtx._src import leafwise as LW
 from gradtx._src import linesearch as L
 from gradtx._src import numerics as num
-from gradtx._src import scaling
 from gradtx._src import tree_utils as T
-from gradtx._src import validation as V
 from gradtx._src.second_order import curvature as C
 
 __all__ = ["ScaleByBFGSState", "bfgs", "scale_by_bfgs"]
@@ -194,15 +193,6 @@ def bfgs(learning_rate: Optional[base.ScalarOrSchedule] = None,
     >>> print(jnp.round(result.params, 6), bool(result.converged))
     [1. 1.] True
   """
-  fn = "bfgs"
-  if learning_rate is None:
-    base_scaling = scaling.scale(-1.0)
-  else:
-    V.check_learning_rate(fn, learning_rate)
-    base_scaling = scaling.scale_by_learning_rate(learning_rate)
-  if linesearch is None:
-    linesearch = base.identity()
-  else:
-    V.check_transform(fn, "linesearch", linesearch)
-  return combining.chain(scale_by_bfgs(scale_init_precond=scale_init_precond),
-                       base_scaling, linesearch)
+  return C.with_linesearch(
+      "bfgs", scale_by_bfgs(scale_init_precond=scale_init_precond),
+      learning_rate, linesearch)

@@ -1,5 +1,6 @@
-"""What the second-order transforms share: flat views of a params tree and
-the rule for curvature pairs.
+"""What the second-order transforms share: how an optimizer is built around
+a direction and a line search, flat views of a params tree and the rule for
+curvature pairs.
 
 The dense methods (:func:`gradtx.bfgs`, :func:`gradtx.newton`, the
 least-squares ones) work on the params as one vector in the scalar dtype
@@ -10,14 +11,40 @@ tree and returns the map back, which casts each leaf to its param's dtype.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradtx._src import base
+from gradtx._src import combining
+from gradtx._src import scaling
 from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
+
+
+def with_linesearch(fn: str, direction: base.GradientTransformation,
+                    learning_rate: Optional[base.ScalarOrSchedule],
+                    linesearch: Optional[base.GradientTransformation],
+                    ) -> base.GradientTransformation:
+  """``chain(direction, scale(-1) or scale_by_learning_rate(learning_rate),
+  linesearch)``: how every second-order optimizer with a line search is
+  built (``linesearch=None``: fixed steps), its arguments checked for
+  ``fn``."""
+  if learning_rate is None:
+    base_scaling = scaling.scale(-1.0)
+  else:
+    V.check_learning_rate(fn, learning_rate)
+    base_scaling = scaling.scale_by_learning_rate(learning_rate)
+  if linesearch is None:
+    linesearch = base.identity()
+  elif not (hasattr(linesearch, "init") and hasattr(linesearch, "update")):
+    raise TypeError(
+        f"{fn}: linesearch must be a transform such as "
+        f"gradtx.scale_by_zoom_linesearch(max_linesearch_steps=20), or "
+        f"None, got linesearch={linesearch!r}.")
+  return combining.chain(direction, base_scaling, linesearch)
 
 
 def _explicit_sharding(x: Any) -> Any:
@@ -105,9 +132,12 @@ def accept_curvature_pair(s_dot_y: jax.Array, s_dot_s: jax.Array,
   of the angle between :math:`s` and :math:`y` above
   :math:`\sqrt{\varepsilon}`, :math:`\varepsilon` the machine epsilon of the
   scalars' dtype) and both :math:`1/s^\top y` and
-  :math:`s^\top y / y^\top y` are finite. A NaN anywhere gives False. This
-  is the rule :func:`gradtx.scale_by_lbfgs` states in its docstring;
-  :func:`gradtx.scale_by_bfgs` applies it here.
+  :math:`s^\top y / y^\top y` are finite (they catch underflow: a
+  :math:`y^\top y` or :math:`s^\top y` flushed to 0 would give an infinite
+  scale and a NaN direction). A NaN anywhere gives False.
+  :func:`gradtx.scale_by_bfgs` applies this rule to every pair,
+  :func:`gradtx.scale_by_lbfgs` with ``skip_nonpositive_curvature=True``
+  (by default it keeps every pair, as optax does).
   """
   dtype = jnp.result_type(s_dot_y)
   tol = math.sqrt(float(jnp.finfo(dtype).eps))

@@ -13,7 +13,7 @@ A full deterministic solve fits in one ``jax.lax.while_loop`` under
 ``jax.jit``; see ``examples/lbfgs_fit.py`` and ``docs/lbfgs.md`` (function
 evaluations against ``scipy.optimize.minimize(method='L-BFGS-B')``).
 
-Names, arguments, defaults and states are optax 0.2.8's, and so are the
+Names, arguments, defaults and states are optax's, and so are the
 iterates (``tests/test_lbfgs.py`` checks them step by step). Where gradtx
 differs, each docstring says so: scalars (dot products, step sizes) are
 accumulated in at least float32, and ``scale_by_lbfgs`` can optionally give
@@ -22,22 +22,20 @@ no weight to curvature pairs that would break positive definiteness.
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import combining
 from gradtx._src import leafwise as LW
 from gradtx._src import numerics as num
-from gradtx._src import scaling
 from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
 from gradtx._src.linesearch import _DEFAULT_LINESEARCH, _axpy, _dot
 from gradtx._src.linesearch import _inexact_leaves, _scalar_dtype
 from gradtx._src.linesearch import _scale_tree
+from gradtx._src.second_order import curvature as C
 
 __all__ = ["ScaleByLBFGSState", "lbfgs", "scale_by_lbfgs"]
 
@@ -201,13 +199,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
     new_rho = jnp.where(sy == 0, 0, 1 / safe_sy)
     new_gamma = jnp.where(yy > 0, sy / jnp.where(yy > 0, yy, 1), 1)
     if skip_nonpositive_curvature:
-      ss = _dot(s, s, dtype)
-      tol = math.sqrt(float(jnp.finfo(dtype).eps))
-      # A NaN anywhere fails the comparison. The finiteness checks catch
-      # underflow: y.y (or s.y) flushed to 0 while s.y is not would give an
-      # infinite gamma (or rho) and a NaN direction.
-      keep = ((sy > tol * jnp.sqrt(ss) * jnp.sqrt(yy)) & (yy > 0)
-              & jnp.isfinite(1 / safe_sy) & jnp.isfinite(new_gamma))
+      keep = C.accept_curvature_pair(sy, _dot(s, s, dtype), yy)
       new_rho = jnp.where(keep, new_rho, 0)
 
     # The pair of this call goes to slot (count - 1) % m, as in optax.
@@ -308,21 +300,8 @@ def lbfgs(learning_rate: Optional[base.ScalarOrSchedule] = None,
     >>> print(jnp.round(w, 4), state[-1].info.num_linesearch_steps)
     [1. 1.] 1
   """
-  fn = "lbfgs"
-  V.check_int(fn, "memory_size", memory_size, 1)
-  if learning_rate is None:
-    base_scaling = scaling.scale(-1.0)
-  else:
-    V.check_learning_rate(fn, learning_rate)
-    base_scaling = scaling.scale_by_learning_rate(learning_rate)
-  if linesearch is None:
-    linesearch = base.identity()
-  elif not (hasattr(linesearch, "init") and hasattr(linesearch, "update")):
-    raise TypeError(
-        f"{fn}: linesearch must be a transform such as "
-        f"gradtx.scale_by_zoom_linesearch(max_linesearch_steps=20), or "
-        f"None, got linesearch={linesearch!r}.")
-  return combining.chain(
-      scale_by_lbfgs(memory_size=memory_size,
-                     scale_init_precond=scale_init_precond),
-      base_scaling, linesearch)
+  V.check_int("lbfgs", "memory_size", memory_size, 1)
+  return C.with_linesearch(
+      "lbfgs", scale_by_lbfgs(memory_size=memory_size,
+                              scale_init_precond=scale_init_precond),
+      learning_rate, linesearch)

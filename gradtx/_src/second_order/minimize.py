@@ -97,6 +97,17 @@ def _stored_value_and_grad(state: Any):
   return None
 
 
+def _check_solve(name: str, arg: str, fn: Any, what: str, optimizer: Any,
+                 max_steps: Any, gtol: Any) -> None:
+  """The arguments both drivers take, checked: the function ``arg`` (which
+  must be ``what``), the optimizer, ``max_steps`` and ``gtol``."""
+  if not callable(fn):
+    raise TypeError(f"{name}: {arg} must be {what}, got {arg}={fn!r}.")
+  V.check_transform(name, "optimizer", optimizer)
+  V.check_int(name, "max_steps", max_steps, 0)
+  V.check_nonnegative(name, "gtol", gtol)
+
+
 def minimize(fun: Callable[[Any], Any], params: Any,
              optimizer: base.GradientTransformation, *,
              max_steps: int = 1000, gtol: float = 1e-5) -> MinimizeResult:
@@ -134,13 +145,8 @@ def minimize(fun: Callable[[Any], Any], params: Any,
     ...       int(result.num_fun_evals))
     [2. 2. 2.] 2 3
   """
-  name = "minimize"
-  if not callable(fun):
-    raise TypeError(f"{name}: fun must be the objective, a function params "
-                    f"-> scalar, got fun={fun!r}.")
-  V.check_transform(name, "optimizer", optimizer)
-  V.check_int(name, "max_steps", max_steps, 0)
-  V.check_nonnegative(name, "gtol", gtol)
+  _check_solve("minimize", "fun", fun, "the objective, a function params "
+               "-> scalar", optimizer, max_steps, gtol)
   value_and_grad = jax.value_and_grad(fun)
   state = optimizer.init(params)
   reuse = _stored_value_and_grad(state) is not None
@@ -242,12 +248,8 @@ def least_squares(residual_fn: Callable[[Any], Any], params: Any,
     [ 2. -1.] True
   """
   name = "least_squares"
-  if not callable(residual_fn):
-    raise TypeError(f"{name}: residual_fn must be a function params -> "
-                    f"residuals, got residual_fn={residual_fn!r}.")
-  V.check_transform(name, "optimizer", optimizer)
-  V.check_int(name, "max_steps", max_steps, 0)
-  V.check_nonnegative(name, "gtol", gtol)
+  _check_solve(name, "residual_fn", residual_fn, "a function params -> "
+               "residuals", optimizer, max_steps, gtol)
   state = optimizer.init(params)
 
   def fields(state):

@@ -17,11 +17,9 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import combining
 from gradtx._src import leafwise as LW
 from gradtx._src import linesearch as L
 from gradtx._src import numerics as num
-from gradtx._src import scaling
 from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
 from gradtx._src.second_order import curvature as C
@@ -144,19 +142,6 @@ def scale_by_newton(damping: Any = 0.0) -> base.GradientTransformation:
   return base.GradientTransformation(init_fn, update_fn)
 
 
-def _chain(fn, direction, learning_rate, linesearch):
-  if learning_rate is None:
-    base_scaling = scaling.scale(-1.0)
-  else:
-    V.check_learning_rate(fn, learning_rate)
-    base_scaling = scaling.scale_by_learning_rate(learning_rate)
-  if linesearch is None:
-    linesearch = base.identity()
-  else:
-    V.check_transform(fn, "linesearch", linesearch)
-  return combining.chain(direction, base_scaling, linesearch)
-
-
 def newton(learning_rate: Optional[base.ScalarOrSchedule] = None,
            damping: Any = 0.0,
            linesearch: Optional[base.GradientTransformation] = (
@@ -199,8 +184,8 @@ def newton(learning_rate: Optional[base.ScalarOrSchedule] = None,
     >>> print(jnp.round(result.params, 6), int(result.num_hess_evals))
     [1. 1.] 22
   """
-  return _chain("newton", scale_by_newton(damping=damping), learning_rate,
-                linesearch)
+  return C.with_linesearch("newton", scale_by_newton(damping=damping),
+                           learning_rate, linesearch)
 
 
 class ScaleByNewtonCGState(NamedTuple):
@@ -365,6 +350,7 @@ def newton_cg(learning_rate: Optional[base.ScalarOrSchedule] = None,
     >>> print(jnp.round(result.params, 6), bool(result.converged))
     [1. 1.] True
   """
-  return _chain("newton_cg", scale_by_newton_cg(max_cg_steps=max_cg_steps,
-                                                forcing=forcing),
-                learning_rate, linesearch)
+  return C.with_linesearch(
+      "newton_cg", scale_by_newton_cg(max_cg_steps=max_cg_steps,
+                                      forcing=forcing),
+      learning_rate, linesearch)

@@ -322,6 +322,28 @@ def _train_one(name: str, lr: float, task: _Task, steps: int, bar):
   return row, run
 
 
+def _start(cmd: str, args: argparse.Namespace, summary: str,
+           files: list) -> tuple:
+  """What race and lr-find do first: check the batch size, say what runs,
+  make sure the examples extra is there, clear ``args.out`` of ``files``,
+  and build the task from ``args.seed``. Returns ``(out, test, model, loss,
+  params, xs, ys)``: the output folder, the test split, the CNN, its loss,
+  its initial params and the training batches."""
+  _check_batch(args.batch_size)
+  out = pathlib.Path(args.out)
+  print(f"gradtx {cmd}: {summary}", flush=True)
+  _need_examples()
+  _prepare_out(cmd, out, files)
+  import jax
+  import jax.numpy as jnp
+
+  train, test = _digits(args.seed)
+  model = _model()
+  params = model.init(jax.random.key(args.seed), jnp.zeros((1, 8, 8, 1)))
+  xs, ys = _batches(train, args.steps, args.batch_size, args.seed)
+  return out, test, model, _loss_fn(model), params, xs, ys
+
+
 def race(args: argparse.Namespace) -> int:
   """Trains the CNN with each optimizer; prints and writes the results."""
   names = [_resolve(n) for n in (args.optimizers or DEFAULT_RACE)]
@@ -333,21 +355,13 @@ def race(args: argparse.Namespace) -> int:
       raise UsageError(f"--lr {name}=...: {key} is not in the race "
                        f"{' '.join(names)}")
     lrs[key] = value
-  _check_batch(args.batch_size)
-  out = pathlib.Path(args.out)
-  print(f"gradtx race: {len(names)} optimizers ({' '.join(names)}), "
-        f"{args.steps} steps of {args.batch_size} digits each, seed "
-        f"{args.seed}", flush=True)
-  _need_examples()
-  _prepare_out("race", out, ["race.csv", "race.json", "race.png"])
+  out, test, model, loss, params0, xs, ys = _start(
+      "race", args, f"{len(names)} optimizers ({' '.join(names)}), "
+      f"{args.steps} steps of {args.batch_size} digits each, seed "
+      f"{args.seed}", ["race.csv", "race.json", "race.png"])
   import jax
   import jax.numpy as jnp
 
-  train, test = _digits(args.seed)
-  model = _model()
-  loss = _loss_fn(model)
-  params0 = model.init(jax.random.key(args.seed), jnp.zeros((1, 8, 8, 1)))
-  xs, ys = _batches(train, args.steps, args.batch_size, args.seed)
   xs, ys = [jnp.asarray(x) for x in xs], [jnp.asarray(y) for y in ys]
   x_test, y_test = jnp.asarray(test[0]), jnp.asarray(test[1])
   # The model's gradient is the same for every optimizer: compiled once.
@@ -424,21 +438,12 @@ def lr_find_cmd(args: argparse.Namespace) -> int:
     raise UsageError("--steps must be at least 2 (two learning rates)")
   if not 0 <= args.smoothing < 1:
     raise UsageError(f"--smoothing must be in [0, 1), got {args.smoothing:g}")
-  _check_batch(args.batch_size)
-  out = pathlib.Path(args.out)
-  print(f"gradtx lr-find: {name}, learning rate from {args.min_lr:g} to "
-        f"{args.max_lr:g} over {args.steps} steps of {args.batch_size} "
-        f"digits, seed {args.seed}", flush=True)
-  _need_examples()
-  _prepare_out("lr-find", out, ["lr_find.png", "lr_find.csv"])
-  import jax
+  out, _, _, loss, params, xs, ys = _start(
+      "lr-find", args, f"{name}, learning rate from {args.min_lr:g} to "
+      f"{args.max_lr:g} over {args.steps} steps of {args.batch_size} "
+      f"digits, seed {args.seed}", ["lr_find.png", "lr_find.csv"])
   import jax.numpy as jnp
 
-  train, _ = _digits(args.seed)
-  model = _model()
-  loss = _loss_fn(model)
-  params = model.init(jax.random.key(args.seed), jnp.zeros((1, 8, 8, 1)))
-  xs, ys = _batches(train, args.steps, args.batch_size, args.seed)
   batches = ((jnp.asarray(x), jnp.asarray(y)) for x, y in zip(xs, ys))
   with _progress(args.steps, "compiling the step") as bar:
     def on_step(k, lr, value):
@@ -510,6 +515,18 @@ def _positive_float(text: str) -> float:
   return v
 
 
+def _add_run_options(p: argparse.ArgumentParser, seeded: str, out: str,
+                     files: str) -> None:
+  """--batch-size, --seed and --out, which race and lr-find share."""
+  p.add_argument("--batch-size", type=_positive_int, metavar="N", default=64,
+                 help="digits per step (default: %(default)s)")
+  p.add_argument("--seed", type=int, default=0, metavar="N",
+                 help=f"seeds {seeded} (default: %(default)s)")
+  p.add_argument("--out", default=out, metavar="DIR",
+                 help=f"folder for {files}, created if missing; an earlier "
+                 f"run's files there are replaced (default: %(default)s)")
+
+
 def parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
       prog="gradtx", description="gradtx: composable gradient "
@@ -527,18 +544,11 @@ def parser() -> argparse.ArgumentParser:
                  f"{' '.join(DEFAULT_RACE)})")
   r.add_argument("--steps", type=_positive_int, metavar="N", default=300,
                  help="training steps per optimizer (default: %(default)s)")
-  r.add_argument("--batch-size", type=_positive_int, metavar="N", default=64,
-                 help="digits per step (default: %(default)s)")
   r.add_argument("--lr", action="append", metavar="NAME=VALUE",
                  help="the learning rate of one optimizer, e.g. adam=1e-3; "
                  "repeatable (default: each one's rate in `gradtx list`)")
-  r.add_argument("--seed", type=int, default=0, metavar="N",
-                 help="seeds the train/test split, the batches and the "
-                 "initial weights (default: %(default)s)")
-  r.add_argument("--out", default="gradtx-race", metavar="DIR",
-                 help="folder for race.png, race.csv and race.json, created "
-                 "if missing; an earlier run's files there are replaced "
-                 "(default: %(default)s)")
+  _add_run_options(r, "the train/test split, the batches and the initial "
+                   "weights", "gradtx-race", "race.png, race.csv and race.json")
   r.set_defaults(func=race)
   f = sub.add_parser(
       "lr-find", help="the LR range test on the same task",
@@ -556,19 +566,12 @@ def parser() -> argparse.ArgumentParser:
   f.add_argument("--steps", type=_positive_int, metavar="N", default=120,
                  help="steps, one learning rate each; the sweep stops early "
                  "once the loss diverges (default: %(default)s)")
-  f.add_argument("--batch-size", type=_positive_int, metavar="N", default=64,
-                 help="digits per step (default: %(default)s)")
   f.add_argument("--smoothing", type=float, default=0.9, metavar="BETA",
                  help="weight of the past in the loss's moving average, in "
                  "[0, 1); the sweep stops once that average passes 4 times "
                  "its best (default: %(default)s, about 10 steps)")
-  f.add_argument("--seed", type=int, default=0, metavar="N",
-                 help="seeds the batches and the initial weights "
-                 "(default: %(default)s)")
-  f.add_argument("--out", default="gradtx-lr-find", metavar="DIR",
-                 help="folder for lr_find.png and lr_find.csv, created if "
-                 "missing; an earlier run's files there are replaced "
-                 "(default: %(default)s)")
+  _add_run_options(f, "the batches and the initial weights", "gradtx-lr-find",
+                   "lr_find.png and lr_find.csv")
   f.set_defaults(func=lr_find_cmd)
   from gradtx._src.tools.bench import command as bench
   b = sub.add_parser("bench", help="the speed benchmark against optax",
