@@ -725,7 +725,7 @@ def scale_by_zoom_linesearch(
 
 
 # --------------------------------------------------------------------------
-# The optimizer and the evaluation-saving helper
+# The default line search of gradtx.lbfgs, gradtx.bfgs and gradtx.newton
 
 
 _DEFAULT_LINESEARCH = scale_by_zoom_linesearch(max_linesearch_steps=20,

@@ -129,6 +129,10 @@ def check_dtype(fn: str, arg: str, value: Any) -> Any:
   return dtype
 
 
+# --------------------------------------------------------------------------
+# Params, schedule values and complex leaves
+
+
 def _describe(x: Any) -> str:
   """``x`` in a few words, for error messages."""
   if hasattr(x, "shape") and hasattr(x, "dtype"):
