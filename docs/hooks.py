@@ -680,6 +680,13 @@ def _step_tables(results: list[dict], trees: dict) -> list[str]:
   return out
 
 
+def _load(avg: Any) -> str:
+  """The 1-minute load average of a recorded ``[1, 5, 15]`` triple."""
+  if isinstance(avg, (list, tuple)) and avg:
+    return f"{avg[0]:.1f}"
+  return "unrecorded"
+
+
 def benchmark_section(path: pathlib.Path) -> list[str]:
   data = json.loads(path.read_text())
   rel = path.relative_to(ROOT).as_posix()
@@ -690,6 +697,17 @@ def benchmark_section(path: pathlib.Path) -> list[str]:
           f"Measured on {when}"
           + (f", {machine.get('backend')} backend" if "backend" in machine
              else "") + ".", ""]
+  head = data.get("header")
+  if isinstance(head, dict) and data.get("markdown_table"):
+    # The TPU-AOT benchmark: a header and its own table.
+    out[-2] = (f"{head.get('target', 'Compiled')}, on {head.get('date')}: "
+               f"{head.get('machine')}, jax {head.get('jax')}, libtpu "
+               f"{head.get('libtpu')}, optax {head.get('optax')}, load "
+               f"average {_load(head.get('loadavg_start'))} at the start and "
+               f"{_load(head.get('loadavg_end'))} at the end.")
+    if head.get("note"):
+      out += [_cell(head["note"]), ""]
+    out += [data["markdown_table"].strip(), ""]
   results = [r for r in data.get("results", []) if isinstance(r, dict)]
   if results and all(k in r for r in results for k in _STEP_KEYS):
     out += _step_tables(results, data.get("trees") or {})

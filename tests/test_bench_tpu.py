@@ -53,6 +53,11 @@ def test_kernels_are_the_fusions_of_the_entry_computation():
   assert tpu.count_kernels(HLO) == 2
 
 
+def test_instructions_count_every_computation():
+  # 2 in %fused_computation, 3 in %wrapped, 8 in the entry computation.
+  assert tpu.count_instructions(HLO) == 13
+
+
 def test_collectives_count_each_once_by_kind():
   assert tpu.count_collectives(HLO) == {"all-reduce": 1, "all-gather": 1,
                                         "reduce-scatter": 1}
@@ -106,6 +111,7 @@ def test_tpu_aot_compiles_and_reports_the_figures(devices):
     assert r["kernels"] == 8
     assert r["bytes"] > 7 * 4 * (128 * 256 + 256 + 6 * 64)
     assert r["temp_bytes"] >= 0
+    assert r["instructions"] > r["kernels"]
     assert r["collectives"] == 0
     assert r["compile_cpu_s"] > 0 and r["compile_s"] > 0
   assert g["compiles"] == 2 and o["compiles"] == 1
@@ -114,6 +120,35 @@ def test_tpu_aot_compiles_and_reports_the_figures(devices):
   f = tpu.measure(SHAPES, "gradtx", lambda: gradtx.flatten(
       gradtx.adam(1e-3), max_leaf_size=2 ** 14), rule, 1)
   assert f["kernels"] < 8
+
+
+def _instructions(devices, lib, make):
+  return tpu.measure(SHAPES, lib, make, tpu.sharding_rule(devices, False),
+                     1)["instructions"]
+
+
+@needs_libtpu
+def test_adam_variants_compile_to_optax_sized_programs(devices):
+  # The compiled program's size is the compile work, counted exactly (the
+  # compile seconds vary with the machine's load).
+  lr = 1e-3
+  pairs = {"adam": (gradtx.adam, optax.adam),
+           "amsgrad": (gradtx.amsgrad, optax.amsgrad),
+           "radam": (gradtx.radam, optax.radam)}
+  n = {}
+  for name, (g, o) in pairs.items():
+    n[name] = _instructions(devices, "gradtx", lambda g=g: g(lr))
+    n["optax_" + name] = _instructions(devices, "optax", lambda o=o: o(lr))
+    assert n[name] <= 1.05 * n["optax_" + name], (name, n)
+  # Each piece of the hand-off adds its own work to Adam's and no more when
+  # they are chained together.
+  n["adabound"] = _instructions(devices, "gradtx",
+                                lambda: gradtx.adabound(lr, final_lr=0.1))
+  hybrid = _instructions(devices, "gradtx", lambda: gradtx.chain(
+      gradtx.scale_by_adam(), gradtx.amsgrad_max(), gradtx.rectify(),
+      gradtx.bound_lr(lr, final_lr=0.1)))
+  extra = sum(n[k] - n["adam"] for k in ("amsgrad", "radam", "adabound"))
+  assert n["adam"] < hybrid <= n["adam"] + extra, (hybrid, n)
 
 
 @needs_libtpu

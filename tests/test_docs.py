@@ -446,6 +446,27 @@ def test_a_second_results_file_gets_a_generic_table(tmp_path, monkeypatch):
   assert "tpu backend" in md
 
 
+def test_the_tpu_results_show_their_header_and_table(tmp_path,
+                                                   monkeypatch):
+  (tmp_path / "results.json").write_text(json.dumps({"results": []}))
+  (tmp_path / "results_tpu.json").write_text(json.dumps({
+      "header": {"target": "TPU v5e", "date": "2026-01-02",
+                 "machine": "AMD EPYC, 2 cores", "jax": "0.10.2",
+                 "libtpu": "0.0.42.1", "optax": "0.2.8",
+                 "loadavg_start": [3.25, 2.0, 1.0],
+                 "loadavg_end": [14.0, 13.0, 12.0], "note": "one note"},
+      "rows": [], "markdown_table": "| tree | kernels |\n|---|---:|\n"
+                                    "| gpt2 | 148 / 148 |"}))
+  monkeypatch.setattr(hooks, "BENCHMARKS", tmp_path)
+  monkeypatch.setattr(hooks, "ROOT", tmp_path.parent)
+  md = hooks.benchmark_results()
+  assert ("TPU v5e, on 2026-01-02: AMD EPYC, 2 cores, jax 0.10.2, libtpu "
+          "0.0.42.1, optax 0.2.8, load average 3.2 at the start and 14.0 at "
+          "the end.") in md
+  assert "one note" in md
+  assert "| gpt2 | 148 / 148 |" in md
+
+
 def test_the_gallery_records_what_a_script_prints_and_draws(tmp_path,
                                                            monkeypatch):
   gallery = _load("gradtx_docs_make_gallery", DOCS / "make_gallery.py")
