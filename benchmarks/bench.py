@@ -6,7 +6,7 @@
     python benchmarks/bench.py --target tpu-v5e     # TPU v5e, compiled here
                                                     # -> benchmarks/results_tpu.json
 
-The code is ``gradtx._src.bench`` (it ships with the package as
+The code is ``gradtx._src.tools.bench`` (it ships with the package as
 ``gradtx bench``); this script only runs the checkout's copy and writes its
 results next to itself. ``--help`` lists every option; README.md explains
 the figures.
@@ -19,7 +19,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 # The checkout's gradtx, not an installed one.
 sys.path.insert(0, str(HERE.parent))
 
-from gradtx._src.bench import command  # noqa: E402
+from gradtx._src.tools.bench import command  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -3,7 +3,8 @@
 mkdocs.yml loads it (``plugins: mkdocstrings: ... extensions:``). It does
 two things when griffe has loaded the ``gradtx`` package:
 
-1. It loads ``gradtx/_src/*.py``. ``gradtx/_src`` has no ``__init__.py``
+1. It loads ``gradtx/_src/*.py`` and the subpackages of ``gradtx/_src``
+   (``second_order/``, ``tools/``). ``gradtx/_src`` has no ``__init__.py``
    (Python imports it as a namespace package), and griffe skips such
    folders, so without this every ``gradtx.adam`` would be an alias to an
    object griffe never saw.
@@ -146,6 +147,10 @@ class GradtxExtension(griffe.Extension):
       for path in sorted(src_dir.glob("*.py")):
         src.set_member(path.stem, loader._load_module(  # noqa: SLF001
             path.stem, path, submodules=False, parent=src))
+      for init in sorted(src_dir.glob("*/__init__.py")):
+        name = init.parent.name
+        src.set_member(name, loader._load_module(  # noqa: SLF001
+            name, init, submodules=True, parent=src))
     documented = {f"gradtx.{n}" for n in _exports(pkg)}
     if "torch_like" in pkg.members:
       documented |= {f"gradtx.torch_like.{n}"

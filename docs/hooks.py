@@ -493,9 +493,18 @@ def index_page(category_of: dict[str, str], uncategorised: list[str]) -> str:
 
 def torch_like_page(repo_url: str) -> str:
   module = "gradtx.torch_like"
-  names = _literal_all(ast.parse(_module_path(module).read_text()))
-  defs = definitions(module)
-  names.sort(key=lambda n: defs.get(n, (10**9,))[0])
+  tree = ast.parse(_module_path(module).read_text())
+  names = _literal_all(tree)
+  # The presets are defined in torch_like.py; the update rules they add are
+  # imported from gradtx._src.torch_rules: rules first, then the presets.
+  origin = {alias.asname or alias.name: node.module
+            for node in tree.body if isinstance(node, ast.ImportFrom)
+            and node.module for alias in node.names}
+  where = {n: origin.get(n, module) for n in names}
+  order = {m: i for i, m in enumerate(dict.fromkeys(
+      sorted(set(where.values()), key=lambda m: m == module)))}
+  names.sort(key=lambda n: (order[where[n]],
+                            definitions(where[n]).get(n, (10**9,))[0]))
   out = [
       "# API reference: `gradtx.torch_like`",
       "",
@@ -512,7 +521,7 @@ def torch_like_page(repo_url: str) -> str:
       "",
   ]
   for name in names:
-    out += _entry(f"{module}.{name}", module, repo_url)
+    out += _entry(f"{module}.{name}", where[name], repo_url)
   return "\n".join(out)
 
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from gradtx._src.cli import main
+from gradtx._src.tools.cli import main
 
 if __name__ == "__main__":
   sys.exit(main())

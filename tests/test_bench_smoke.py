@@ -93,7 +93,7 @@ def installed(tmp_path_factory):
 def test_installed_package_has_no_checkout_beside_it(installed, tmp_path):
   site, env = installed
   where = subprocess.run(
-      [sys.executable, "-c", "import gradtx, gradtx._src.bench.cpu as b; "
+      [sys.executable, "-c", "import gradtx, gradtx._src.tools.bench.cpu as b; "
        "print(gradtx.__file__)"], cwd=tmp_path, env=env, check=True,
       capture_output=True, text=True).stdout.strip()
   assert pathlib.Path(where).is_relative_to(site)
@@ -126,7 +126,7 @@ def test_installed_gradtx_bench_quick_runs(installed, tmp_path):
 
 
 def test_bench_without_optax_says_what_to_install(monkeypatch, capsys):
-  from gradtx._src import cli
+  from gradtx._src.tools import cli
   monkeypatch.setitem(sys.modules, "optax", None)  # import optax fails
   assert cli.main(["bench", "--quick"]) == 2
   err = capsys.readouterr().err
@@ -136,7 +136,7 @@ def test_bench_without_optax_says_what_to_install(monkeypatch, capsys):
 
 
 def test_bench_rejects_an_unknown_tree_with_the_choices(capsys):
-  from gradtx._src import cli
+  from gradtx._src.tools import cli
   with pytest.raises(SystemExit) as e:
     cli.main(["bench", "--trees", "gpt3"])
   assert e.value.code == 2

@@ -12,7 +12,7 @@ import jax
 import pytest
 
 import gradtx
-from gradtx._src.bench import command, tpu
+from gradtx._src.tools.bench import command, tpu
 
 optax = pytest.importorskip("optax")
 

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import pytest
 
 import gradtx
-from gradtx._src import cli
-from gradtx._src import cli_progress
+from gradtx._src.tools import cli
+from gradtx._src.tools import progress
 
 
 def _plain(text):
@@ -83,7 +83,7 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere():
   pytest.importorskip("rich")
   for terminal in (False, True):
     stream = io.StringIO()
-    with cli_progress.Progress(100, "compiling", stream=stream,
+    with progress.Progress(100, "compiling", stream=stream,
                                terminal=terminal) as bar:
       for k in range(10):
         bar.advance(10, "adam: training")
@@ -103,7 +103,7 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere():
 
 
 def test_a_stream_that_is_not_a_tty_gets_plain_lines():
-  assert not cli_progress.Progress(10, stream=io.StringIO()).terminal
+  assert not progress.Progress(10, stream=io.StringIO()).terminal
 
 
 def test_list_groups_every_named_optimizer_by_family_with_its_paper(capsys):

@@ -34,6 +34,7 @@ torch = pytest.importorskip("torch")
 import common  # noqa: E402
 import gradtx  # noqa: E402
 from gradtx import torch_like as tl  # noqa: E402
+from gradtx._src import torch_rules  # noqa: E402
 
 STEPS = 100
 SHAPES = {"w": (4, 3), "b": (5,)}
@@ -268,7 +269,8 @@ def test_step_scalars_are_float32_accurate():
   t64 = np.unique(np.geomspace(1, 1e6, 300).round())
   betas = (0.5, 0.9, 0.99, 0.999, 0.9999)
   with jax.enable_x64(False):
-    got = jax.jit(lambda t: [(tl._one_minus_pow(b, t), tl._radam_rho(b, t))
+    got = jax.jit(lambda t: [(torch_rules._one_minus_pow(b, t),
+                              torch_rules._radam_rho(b, t))
                              for b in betas])(jnp.asarray(t64, jnp.float32))
   for b, (one_minus, (rho_inf, rho)) in zip(betas, got):
     assert one_minus.dtype == rho.dtype == jnp.float32

@@ -1,8 +1,9 @@
-"""Per-parameter adaptive scalings: Adagrad, RMSProp, Adam and relatives.
+"""Per-parameter adaptive scalings: Adagrad, RMSProp, Adadelta and Rprop.
 
 Each factory's update runs one fused per-leaf function (see
-:func:`gradtx._src.tree.leafwise`). Numbers match optax 0.2.8 op for op where
-optax has the transform, except :func:`scale_by_rprop` (see its docstring).
+:func:`gradtx._src.leafwise.leafwise`). Numbers match optax 0.2.8 op for op
+where optax has the transform, except :func:`scale_by_rprop` (see its
+docstring). Adam and Adamax are in ``adam.py``.
 
 The states hold what optax's hold, leaf for leaf: second moments as ``v``,
 the running average of ``g**2`` (as optax and PyTorch store them), so a state
@@ -14,8 +15,8 @@ optax's states have none.
 A gradient entry beyond about ``1.8e19`` (in float32 or bfloat16) squares to
 Inf: ``v`` becomes Inf and the update of that entry 0, as in optax, until
 ``v`` decays back. Guard against such spikes by clipping first,
-``chain(clip_by_global_norm(1.0), adam(...))``, or by skipping the steps whose
-gradients are not finite, ``apply_if_finite(adam(...), k)``.
+``chain(clip_by_global_norm(1.0), rmsprop(...))``, or by skipping the steps
+whose gradients are not finite, ``apply_if_finite(rmsprop(...), k)``.
 """
 
 from __future__ import annotations
@@ -26,24 +27,26 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import tree as T
+from gradtx._src import leafwise as LW
+from gradtx._src import numerics as num
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
 
 
 def _count_if(needed: bool) -> Optional[jax.Array]:
   """A zero step count if the transform needs one, else ``None`` (no leaf)."""
-  return base.zero_count() if needed else None
+  return num.zero_count() if needed else None
 
 
 def _next_count(count: Optional[jax.Array]) -> Optional[jax.Array]:
-  return None if count is None else base.safe_increment(count)
+  return None if count is None else num.safe_increment(count)
 
 
 def _ema_sq(v: jax.Array, g: jax.Array, keep: Any, add: Any) -> jax.Array:
   """``keep * v + add * |g|**2``: a second moment's running average, in
   the promoted dtype of ``v`` and ``|g|**2`` (a bfloat16 ``v`` is updated
   in the gradient's float32, then rounded once when stored)."""
-  g2 = T.abs_sq(g)
+  g2 = num.abs_sq(g)
   return add * g2 + keep * v.astype(jnp.promote_types(v.dtype, g2.dtype))
 
 
@@ -93,14 +96,14 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *,
         params, initial_accumulator_value))
 
   def leaf(g, s):
-    s = T.abs_sq(g) + s
+    s = num.abs_sq(g) + s
     if eps_in_sqrt:
       return jnp.where(s > 0, jax.lax.rsqrt(s + T.like(eps, s)), 0.0) * g, s
     return g / (jnp.sqrt(s) + T.like(eps, s)), s
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    updates, s = T.leafwise(leaf, 2, updates, state.sum_of_squares, name=fn)
+    updates, s = LW.leafwise(leaf, 2, updates, state.sum_of_squares, name=fn)
     return updates, ScaleByRssState(sum_of_squares=s)
 
   update_fn.gradtx_name = fn
@@ -168,9 +171,9 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    rho = T.at(decay, state.count)
+    rho = V.at(decay, state.count)
     count = _next_count(state.count)
-    bc = T.one_minus_pow(rho, count) if bias_correction else None
+    bc = num.one_minus_pow(rho, count) if bias_correction else None
 
     def leaf(g, n):
       r, omr = T.pair(rho, n)
@@ -178,7 +181,7 @@ def scale_by_rms(decay: Any = 0.9, eps: Any = 1e-8, initial_scale: Any = 0.0,
       n_hat = n / bc.astype(n.dtype) if bias_correction else n
       return _rms_scaling(n_hat, eps, eps_in_sqrt) * g, n
 
-    updates, nu = T.leafwise(leaf, 2, updates, state.nu, name=fn)
+    updates, nu = LW.leafwise(leaf, 2, updates, state.nu, name=fn)
     return updates, ScaleByRmsState(count=count, nu=nu)
 
   update_fn.gradtx_name = fn
@@ -245,9 +248,9 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    rho = T.at(decay, state.count)
+    rho = V.at(decay, state.count)
     count = _next_count(state.count)
-    bc = T.one_minus_pow(rho, count) if bias_correction else None
+    bc = num.one_minus_pow(rho, count) if bias_correction else None
 
     def leaf(g, m, n):
       (r, omr), (rn, omrn) = T.pair(rho, g), T.pair(rho, n)
@@ -261,205 +264,12 @@ def scale_by_stddev(decay: Any = 0.9, eps: Any = 1e-8,
       # negative (with bias_correction it is exactly 0 at t = 1), and optax
       # then returns NaN. Clamp at 0 instead. |m|**2 <= v, so where v has
       # overflowed to Inf so has the variance (optax forms Inf - Inf = NaN).
-      var = jnp.maximum(n_hat - T.abs_sq(m_hat), 0)
+      var = jnp.maximum(n_hat - num.abs_sq(m_hat), 0)
       var = jnp.where(n_hat == jnp.inf, n_hat, var)
       return _rms_scaling(var, eps, eps_in_sqrt) * g, m, n
 
-    updates, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
+    updates, mu, nu = LW.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
     return updates, ScaleByStddevState(count=count, mu=mu, nu=nu)
-
-  update_fn.gradtx_name = fn
-  return base.GradientTransformation(init_fn, update_fn)
-
-
-# --------------------------------------------------------------------------
-# Adam
-
-
-class ScaleByAdamState(NamedTuple):
-  """Step count, first moment ``mu = m_t`` and second moment ``nu = v_t``
-  (both without bias correction), as in optax.
-
-  Attributes:
-    count: the number of steps taken, an int32 scalar that saturates at
-      ``2**31 - 1``.
-    mu: the first moment ``m_t``, without bias correction.
-    nu: the second moment ``v_t`` (the moving average of the squared gradients,
-      not its root), without bias correction.
-  """
-  count: jax.Array
-  mu: Any
-  nu: Any
-
-
-AdamMoments = base.AdamMoments
-
-
-def adam_moments_to_updates(m: AdamMoments) -> Any:
-  """Turns the hand-off record into plain updates (see :class:`AdamMoments`)."""
-  plain = m.adaptive is True and isinstance(m.rect, float) and m.rect == 1.0
-
-  def leaf(mu, nu):
-    step = mu / adam_denominator(nu, m.eps, m.eps_root)
-    if plain:
-      return (step,)
-    step = jnp.asarray(m.rect).astype(mu.dtype) * step
-    return (jnp.where(m.adaptive, step, mu),)
-
-  return T.leafwise(leaf, 1, m.mu_hat, m.nu_hat, name="scale_by_adam")[0]
-
-
-def adam_denominator(nu_hat: jax.Array, eps: Any, eps_root: Any) -> jax.Array:
-  """Adam's ``sqrt(nu_hat + eps_root) + eps``."""
-  if not (isinstance(eps_root, (int, float)) and eps_root == 0):
-    nu_hat = nu_hat + T.like(eps_root, nu_hat)
-  return jnp.sqrt(nu_hat) + T.like(eps, nu_hat)
-
-
-def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
-                  eps_root: Any = 0.0, mu_dtype: Optional[Any] = None, *,
-                  nesterov: bool = False, nu_dtype: Optional[Any] = None,
-                  ) -> base.GradientTransformation:
-  r"""Adam's scaling by bias-corrected moment estimates.
-
-  .. math::
-     m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
-     v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\\
-     \hat m_t = \frac{m_t}{1-\beta_1^t},\quad
-     \hat v_t = \frac{v_t}{1-\beta_2^t},\quad
-     u_t = \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
-
-  With ``nesterov=True`` (Nadam, Dozat 2016) ``\hat m_t`` becomes
-  ``b1 * m_t / (1 - b1**(t+1)) + (1 - b1) * g_t / (1 - b1**t)``.
-  Kingma & Ba, "Adam: A method for stochastic optimization" (ICLR 2015).
-
-  A gradient entry whose square overflows (beyond about 1.8e19 in float32)
-  makes ``v_t`` Inf and that entry's updates 0, as in optax; see the module
-  notes for how to guard against such spikes.
-
-  Args:
-    b1: decay rate of the first moment, in [0, 1), or a schedule of the
-      step (the bias correction then uses the current value,
-      ``1 - b1(t)**t``, as optax's ``inject_hyperparams`` does).
-    b2: decay rate of the second moment, likewise.
-    eps: added to the root of ``v_hat``.
-    eps_root: added inside the root.
-    mu_dtype: dtype in which the first moment is stored (e.g.
-      ``jnp.bfloat16`` to halve the state); the maths runs in the promoted
-      dtype of the gradient and the stored moment.
-    nesterov: use Nadam's look-ahead first moment (see above).
-    nu_dtype: the same for the second moment (optax has ``mu_dtype`` only).
-      The step reads ``v_t`` as stored, rounded to ``nu_dtype`` (while, as
-      in optax, it reads ``m_t`` before the rounding to ``mu_dtype``).
-
-  Followed in a :func:`gradtx.chain` by ``amsgrad_max``, ``rectify`` or
-  ``bound_lr``, it hands them its moments instead of finished updates.
-  """
-  fn = "scale_by_adam"
-  V.check_decay(fn, "b1", b1)
-  V.check_decay(fn, "b2", b2)
-  V.check_nonnegative(fn, "eps", eps)
-  V.check_nonnegative(fn, "eps_root", eps_root)
-  mu_dtype = V.check_dtype(fn, "mu_dtype", mu_dtype)
-  nu_dtype = V.check_dtype(fn, "nu_dtype", nu_dtype)
-
-  def init_fn(params):
-    return ScaleByAdamState(count=base.zero_count(),
-                            mu=T.tree_zeros_like(params, mu_dtype),
-                            nu=T.tree_zeros_like(params, nu_dtype))
-
-  def update_fn(updates, state, params=None, **extra_args):
-    del params
-    # The moments first: another optimizer's state (a TraceState, whose
-    # count is None) then fails on them, with chain's error that says so.
-    state_mu, state_nu = state.mu, state.nu
-    beta1, beta2 = T.at(b1, state.count), T.at(b2, state.count)
-    count = base.safe_increment(state.count)
-    bc1 = T.one_minus_pow(beta1, count)
-    bc2 = T.one_minus_pow(beta2, count)
-    bc1_next = T.one_minus_pow(beta1, base.safe_increment(count)) \
-        if nesterov else None
-
-    def moments(g, m, v):
-      (c1, omc1), (c2, omc2) = T.pair(beta1, g), T.pair(beta2, v)
-      m_new = omc1 * g + c1 * m
-      v_new = _ema_sq(v, g, c2, omc2)
-      if nu_dtype is not None:
-        # The step reads v as stored (rounded to nu_dtype): the unrounded
-        # one would be a second result per entry, which XLA then writes out
-        # to memory (1.8x slower steps with bfloat16 nu on CPU).
-        v_new = v_new.astype(v.dtype).astype(v_new.dtype)
-      if nesterov:
-        m_hat = (c1 * (m_new / bc1_next.astype(m_new.dtype))
-                 + omc1 * (g / bc1.astype(g.dtype)))
-      else:
-        m_hat = m_new / bc1.astype(m_new.dtype)
-      v_hat = v_new / bc2.astype(v_new.dtype)
-      m_store = m_new if mu_dtype is None else m_new.astype(mu_dtype)
-      return m_hat, v_hat, m_store, v_new.astype(v.dtype)
-
-    if extra_args.get(base.EMIT_MOMENTS, False):
-      m_hat, v_hat, mu, nu = T.leafwise(moments, 4, updates, state_mu,
-                                        state_nu, name=fn)
-      out = AdamMoments(m_hat, v_hat, count, beta2, bc1, bc2, eps, eps_root)
-    else:
-      def leaf(g, m, v):
-        m_hat, v_hat, m_store, v_store = moments(g, m, v)
-        den = adam_denominator(v_hat, eps, eps_root)
-        if not nesterov:
-          return m_hat / den, m_store, v_store
-        # Nadam's m_hat can exceed the dtype's range (1.47 * g at t = 1)
-        # where the update does not: divide each term before summing.
-        c1, omc1 = T.pair(beta1, g)
-        m_new = omc1 * g + c1 * m
-        inv = 1 / den
-        return ((c1 / bc1_next.astype(g.dtype)) * (m_new * inv)
-                + (omc1 / bc1.astype(g.dtype)) * (g * inv), m_store, v_store)
-      out, mu, nu = T.leafwise(leaf, 3, updates, state_mu, state_nu, name=fn)
-    return out, ScaleByAdamState(count=count, mu=mu, nu=nu)
-
-  update_fn.gradtx_name = fn
-  return base.MomentEmitter(init_fn, update_fn)
-
-
-def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
-                    ) -> base.GradientTransformation:
-  r"""Adamax: Adam with the infinity norm (Kingma & Ba 2015, Sec. 7.1).
-
-  .. math::
-     m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
-     u_t' = \max(|g_t| + \epsilon, \beta_2 u_{t-1}'),\quad
-     u_t = \frac{m_t}{(1-\beta_1^t)\, u_t'}
-
-  Args:
-    b1: the decay rate of the first moment (the gradients' moving average), in
-      [0, 1).
-    b2: the decay rate of the infinity norm ``u_t``, in [0, 1).
-    eps: added to ``|g_t|`` inside the maximum, so the denominator is never 0;
-      non-negative.
-  """
-  fn = "scale_by_adamax"
-  V.check_decay(fn, "b1", b1)
-  V.check_decay(fn, "b2", b2)
-  V.check_nonnegative(fn, "eps", eps)
-
-  def init_fn(params):
-    return ScaleByAdamState(count=base.zero_count(),
-                            mu=T.tree_zeros_like(params),
-                            nu=T.tree_zeros_like(params))
-
-  def update_fn(updates, state, params=None, **extra_args):
-    del params, extra_args
-    count = base.safe_increment(state.count)
-    bc1 = T.one_minus_pow(b1, count)
-
-    def leaf(g, m, u):
-      m = (1 - b1) * g + b1 * m
-      u = jnp.maximum(jnp.abs(g) + T.like(eps, u), T.like(b2, u) * u)
-      return (m / bc1.astype(m.dtype)) / u, m, u
-
-    updates, mu, nu = T.leafwise(leaf, 3, updates, state.mu, state.nu, name=fn)
-    return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
   update_fn.gradtx_name = fn
   return base.GradientTransformation(init_fn, update_fn)
@@ -490,6 +300,7 @@ _ADADELTA_COMPLEX = (
     "the complex gradient without conjugating it, so there is no reference "
     "to agree with). For complex parameters use adam, rmsprop, adagrad or "
     "sgd, or optimise the real and imaginary parts as separate real leaves.")
+
 
 _RPROP_COMPLEX = (
     "Rprop adapts each step size from the signs of successive gradients, and "
@@ -529,8 +340,8 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    T.reject_complex(fn, updates, _ADADELTA_COMPLEX)
-    r_t = T.at(rho, state.count)
+    V.reject_complex(fn, updates, _ADADELTA_COMPLEX)
+    r_t = V.at(rho, state.count)
 
     def leaf(g, e_g, e_x):
       r, omr = T.pair(r_t, g)
@@ -540,7 +351,7 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6,
       e_x = _ema_sq(e_x, u, r, omr)
       return u, e_g, e_x
 
-    updates, e_g, e_x = T.leafwise(leaf, 3, updates, state.e_g, state.e_x,
+    updates, e_g, e_x = LW.leafwise(leaf, 3, updates, state.e_g, state.e_x,
                                    name=fn)
     return updates, ScaleByAdaDeltaState(count=_next_count(state.count),
                                          e_g=e_g, e_x=e_x)
@@ -632,8 +443,8 @@ def scale_by_rprop(learning_rate: Any, eta_minus: Any = 0.5,
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    T.reject_complex(fn, updates, _RPROP_COMPLEX)
-    updates, s, prev = T.leafwise(leaf, 3, updates, state.step_sizes,
+    V.reject_complex(fn, updates, _RPROP_COMPLEX)
+    updates, s, prev = LW.leafwise(leaf, 3, updates, state.step_sizes,
                                   state.prev_updates, name=fn)
     return updates, ScaleByRpropState(step_sizes=s, prev_updates=prev)
 

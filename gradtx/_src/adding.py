@@ -10,9 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx._src import base
-from gradtx._src import tree as T
+from gradtx._src import leafwise as LW
+from gradtx._src import masking
+from gradtx._src import numerics as num
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
-from gradtx._src import wrappers
 
 
 class AddDecayedWeightsState(NamedTuple):
@@ -52,14 +54,14 @@ def add_decayed_weights(weight_decay: base.ScalarOrSchedule = 0.0,
   def init_fn(params):
     del params
     if scheduled:
-      return AddDecayedWeightsState(count=base.zero_count())
+      return AddDecayedWeightsState(count=num.zero_count())
     return base.EmptyState()
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
     if scheduled:
       new_state = AddDecayedWeightsState(
-          count=base.safe_increment(state.count))
+          count=num.safe_increment(state.count))
     else:
       new_state = state
     if isinstance(weight_decay, (int, float)) and weight_decay == 0.0:
@@ -68,15 +70,15 @@ def add_decayed_weights(weight_decay: base.ScalarOrSchedule = 0.0,
       raise ValueError(base.NO_PARAMS_MSG.format(name="add_decayed_weights"))
     if updates is None:
       return None, new_state  # no gradients at all: nothing to decay
-    s = T.at(weight_decay, state.count) if scheduled else weight_decay
-    updates = T.leafwise(lambda g, p: (g + T.like(s, g) * p,), 1, updates,
+    s = V.at(weight_decay, state.count) if scheduled else weight_decay
+    updates = LW.leafwise(lambda g, p: (g + T.like(s, g) * p,), 1, updates,
                          params, name="add_decayed_weights",
                          params_index=0)[0]
     return updates, new_state
 
   update_fn.gradtx_name = "add_decayed_weights"
   tx = base.GradientTransformation(init_fn, update_fn)
-  return tx if mask is None else wrappers.masked(tx, mask)
+  return tx if mask is None else masking.masked(tx, mask)
 
 
 class AddNoiseState(NamedTuple):
@@ -153,12 +155,12 @@ def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: Any = None,
     # A copy made now lands where the counter does (on the mesh, inside
     # jax.set_mesh), so the step's output key has the same sharding as its
     # input and the second step does not compile again.
-    return AddNoiseState(count=base.zero_count(),
+    return AddNoiseState(count=num.zero_count(),
                          rng_key=jax.random.clone(key))
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    count = base.safe_increment(state.count)
+    count = num.safe_increment(state.count)
     e = eta(state.count) if callable(eta) else eta
     std = jnp.sqrt(e / count ** gamma)
     rng_key, sample_key = jax.random.split(state.rng_key)

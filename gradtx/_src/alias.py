@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Union
 
 from gradtx._src import accumulation
-from gradtx._src import adam_family
+from gradtx._src import adam as adam_lib
 from gradtx._src import adaptive
 from gradtx._src import adding
 from gradtx._src import base
-from gradtx._src import combine
+from gradtx._src import combining
 from gradtx._src import lookahead as lookahead_lib
 from gradtx._src import scaling
 from gradtx._src import validation as V
@@ -66,7 +66,7 @@ def sgd(learning_rate: base.ScalarOrSchedule, momentum: Optional[Any] = None,
     [ 0.8 -1.6]
   """
   V.check_learning_rate("sgd", learning_rate)
-  return combine.chain(
+  return combining.chain(
       _momentum("sgd", momentum, nesterov, accumulator_dtype),
       scaling.scale_by_learning_rate(learning_rate))
 
@@ -111,7 +111,7 @@ def sgdw(learning_rate: base.ScalarOrSchedule, momentum: Optional[Any] = None,
     >>> tx = gradtx.sgdw(0.1, momentum=0.9, weight_decay=1e-2)
   """
   V.check_learning_rate("sgdw", learning_rate)
-  return combine.chain(
+  return combining.chain(
       _momentum("sgdw", momentum, nesterov, accumulator_dtype),
       adding.add_decayed_weights(weight_decay, mask),
       scaling.scale_by_learning_rate(learning_rate))
@@ -147,7 +147,7 @@ def adagrad(learning_rate: base.ScalarOrSchedule,
     ...                     eps_in_sqrt=False)
   """
   V.check_learning_rate("adagrad", learning_rate)
-  return combine.chain(
+  return combining.chain(
       adaptive.scale_by_rss(initial_accumulator_value, eps,
                             eps_in_sqrt=eps_in_sqrt),
       scaling.scale_by_learning_rate(learning_rate))
@@ -192,7 +192,7 @@ def adadelta(learning_rate: Optional[base.ScalarOrSchedule] = None,
     >>> import gradtx
     >>> tx = gradtx.adadelta()   # the paper's learning-rate-free form
   """
-  return combine.chain(
+  return combining.chain(
       adding.add_decayed_weights(weight_decay, weight_decay_mask),
       adaptive.scale_by_adadelta(rho, eps),
       scaling.scale_by_learning_rate(
@@ -240,7 +240,7 @@ def rmsprop(learning_rate: base.ScalarOrSchedule, decay: Any = 0.9,
   """
   V.check_learning_rate("rmsprop", learning_rate)
   scaler = adaptive.scale_by_stddev if centered else adaptive.scale_by_rms
-  return combine.chain(
+  return combining.chain(
       scaler(decay, eps, initial_scale, eps_in_sqrt, bias_correction),
       scaling.scale_by_learning_rate(learning_rate),
       _momentum("rmsprop", momentum, nesterov))
@@ -281,7 +281,7 @@ def rprop(learning_rate: Any, eta_minus: Any = 0.5, eta_plus: Any = 1.2,
     >>> import gradtx
     >>> tx = gradtx.rprop(1e-2)
   """
-  return combine.chain(
+  return combining.chain(
       adaptive.scale_by_rprop(learning_rate, eta_minus, eta_plus,
                               min_step_size, max_step_size),
       scaling.scale(-1.0))
@@ -333,8 +333,8 @@ def adam(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
     [-0.001 -0.001 -0.001]
   """
   V.check_learning_rate("adam", learning_rate)
-  return combine.chain(
-      adaptive.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
+  return combining.chain(
+      adam_lib.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
                              nesterov=nesterov, nu_dtype=nu_dtype),
       scaling.scale_by_learning_rate(learning_rate))
 
@@ -389,8 +389,8 @@ def adamw(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
     ...                   mask=lambda p: {k: k != "bias" for k in p})
   """
   V.check_learning_rate("adamw", learning_rate)
-  return combine.chain(
-      adaptive.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
+  return combining.chain(
+      adam_lib.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
                              nesterov=nesterov, nu_dtype=nu_dtype),
       adding.add_decayed_weights(weight_decay, mask),
       scaling.scale_by_learning_rate(learning_rate))
@@ -421,7 +421,7 @@ def adamax(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
     >>> tx = gradtx.adamax(2e-3)
   """
   V.check_learning_rate("adamax", learning_rate)
-  return combine.chain(adaptive.scale_by_adamax(b1, b2, eps),
+  return combining.chain(adam_lib.scale_by_adamax(b1, b2, eps),
                        scaling.scale_by_learning_rate(learning_rate))
 
 
@@ -467,8 +467,8 @@ def nadam(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
     >>> tx = gradtx.nadam(1e-3)
   """
   V.check_learning_rate("nadam", learning_rate)
-  return combine.chain(
-      adaptive.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
+  return combining.chain(
+      adam_lib.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
                              nesterov=nesterov, nu_dtype=nu_dtype),
       scaling.scale_by_learning_rate(learning_rate))
 
@@ -521,8 +521,8 @@ def nadamw(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
     >>> tx = gradtx.nadamw(1e-3, weight_decay=1e-2)
   """
   V.check_learning_rate("nadamw", learning_rate)
-  return combine.chain(
-      adaptive.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
+  return combining.chain(
+      adam_lib.scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
                              nesterov=nesterov, nu_dtype=nu_dtype),
       adding.add_decayed_weights(weight_decay, mask),
       scaling.scale_by_learning_rate(learning_rate))
@@ -556,7 +556,7 @@ def noisy_sgd(learning_rate: base.ScalarOrSchedule, eta: Any = 0.01,
     >>> tx = gradtx.noisy_sgd(0.01, key=jax.random.key(0))
   """
   V.check_learning_rate("noisy_sgd", learning_rate)
-  return combine.chain(adding.add_noise(eta, gamma, key, seed=seed),
+  return combining.chain(adding.add_noise(eta, gamma, key, seed=seed),
                        scaling.scale_by_learning_rate(learning_rate))
 
 
@@ -601,9 +601,9 @@ def amsgrad(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
     >>> tx = gradtx.amsgrad(1e-3)
   """
   V.check_learning_rate("amsgrad", learning_rate)
-  return combine.chain(
-      adaptive.scale_by_adam(b1, b2, eps, eps_root, mu_dtype),
-      adam_family.amsgrad_max(bias_correction_mu, bias_correction_nu),
+  return combining.chain(
+      adam_lib.scale_by_adam(b1, b2, eps, eps_root, mu_dtype),
+      adam_lib.amsgrad_max(bias_correction_mu, bias_correction_nu),
       scaling.scale_by_learning_rate(learning_rate))
 
 
@@ -648,9 +648,9 @@ def radam(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
     >>> tx = gradtx.radam(1e-3)
   """
   V.check_learning_rate("radam", learning_rate)
-  return combine.chain(
-      adaptive.scale_by_adam(b1, b2, eps, eps_root, nesterov=nesterov),
-      adam_family.rectify(threshold),
+  return combining.chain(
+      adam_lib.scale_by_adam(b1, b2, eps, eps_root, nesterov=nesterov),
+      adam_lib.rectify(threshold),
       scaling.scale_by_learning_rate(learning_rate))
 
 
@@ -706,10 +706,10 @@ def adabound(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.9,
     >>> import gradtx
     >>> tx = gradtx.adabound(1e-3, final_lr=0.1)
   """
-  return combine.chain(
+  return combining.chain(
       _l2(weight_decay),
-      adaptive.scale_by_adam(b1, b2, eps),
-      adam_family.bound_lr(learning_rate, final_lr, gamma))
+      adam_lib.scale_by_adam(b1, b2, eps),
+      adam_lib.bound_lr(learning_rate, final_lr, gamma))
 
 
 def amsbound(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.9,
@@ -748,11 +748,11 @@ def amsbound(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.9,
     >>> import gradtx
     >>> tx = gradtx.amsbound(1e-3, final_lr=0.1)
   """
-  return combine.chain(
+  return combining.chain(
       _l2(weight_decay),
-      adaptive.scale_by_adam(b1, b2, eps),
-      adam_family.amsgrad_max(max_of_raw=True),
-      adam_family.bound_lr(learning_rate, final_lr, gamma))
+      adam_lib.scale_by_adam(b1, b2, eps),
+      adam_lib.amsgrad_max(max_of_raw=True),
+      adam_lib.bound_lr(learning_rate, final_lr, gamma))
 
 
 def ranger(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.95,
@@ -799,9 +799,9 @@ def ranger(learning_rate: base.ScalarOrSchedule = 1e-3, b1: Any = 0.95,
   """
   V.check_learning_rate("ranger", learning_rate)
   return lookahead_lib.lookahead(
-      combine.chain(
+      combining.chain(
           _l2(weight_decay),
-          adaptive.scale_by_adam(b1, b2, eps),
-          adam_family.rectify(threshold),
+          adam_lib.scale_by_adam(b1, b2, eps),
+          adam_lib.rectify(threshold),
           scaling.scale_by_learning_rate(learning_rate)),
       sync_period=sync_period, slow_step_size=slow_step_size)

@@ -66,15 +66,29 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from gradtx._src import tree as T
+from gradtx._src import leafwise as LW
+
 
 Array = jax.Array
+
+
 ArrayTree = Any
+
+
 Params = Any
+
+
 Updates = Any
+
+
 OptState = Any
+
+
 Schedule = Callable[[Any], Any]
+
+
 ScalarOrSchedule = Union[float, Array, Schedule]
+
 
 NO_PARAMS_MSG = (
     "{name}: this transform needs the current params; call "
@@ -190,6 +204,8 @@ def call_update(tx: Any, updates: Updates, state: OptState,
 # The Adam moment hand-off
 
 EMIT_MOMENTS = "emit_moments"
+
+
 """The extra argument that asks a :class:`MomentEmitter` for its
 :class:`AdamMoments` record instead of finished updates."""
 
@@ -367,7 +383,7 @@ def apply_updates(params: Params, updates: Updates) -> Params:
   try:
     update_leaves = treedef.flatten_up_to(updates)
   except (ValueError, TypeError):
-    raise T.structure_error("apply_updates", updates, params, 0,
+    raise LW.structure_error("apply_updates", updates, params, 0,
                             is_params=True) from None
 
   def leaf(path, p, u):
@@ -391,36 +407,3 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 
   return treedef.unflatten([leaf(path, p, u) for (path, p), u
                             in zip(paths, update_leaves)])
-
-
-def safe_increment(count: Array) -> Array:
-  """``count + 1``, saturating at the dtype's maximum instead of wrapping.
-
-  A counter that wrapped to ``-2**31`` would turn ``b2 ** count`` into
-  ``inf`` and every bias correction into NaN after 2**31 steps.
-
-  Args:
-    count: an integer or floating-point array, usually an int32 scalar
-      step counter.
-
-  Returns:
-    ``count + 1`` in ``count``'s dtype, or the dtype's maximum where
-      ``count`` has reached it.
-  """
-  count = jnp.asarray(count)
-  dtype = count.dtype
-  if jnp.issubdtype(dtype, jnp.integer):
-    top = jnp.iinfo(dtype).max
-  elif jnp.issubdtype(dtype, jnp.floating):
-    top = jnp.finfo(dtype).max
-  else:
-    raise TypeError(
-        f"safe_increment: a counter must be an integer or float array, got "
-        f"dtype {dtype}.")
-  top = jnp.asarray(top, dtype)
-  return jnp.where(count < top, count + jnp.asarray(1, dtype), top)
-
-
-def zero_count() -> Array:
-  """A fresh step counter: an int32 scalar zero."""
-  return jnp.zeros([], jnp.int32)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import tree as T
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
 
 
@@ -35,7 +35,7 @@ def clip(max_delta: Any) -> base.GradientTransformation:
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    T.reject_complex(
+    V.reject_complex(
         "clip", updates, "it bounds each entry to [-max_delta, max_delta], "
         "an interval of the real line. For complex updates use "
         "clip_by_global_norm, which bounds their magnitude.")

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx._src import base
+from gradtx._src import numerics as num
 
 
 @jax.tree_util.register_pytree_with_keys_class
@@ -230,7 +231,7 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
       values.update({k: s(states[k]) for k, s in schedules.items()})
       hp = cast(values, params)
       return InjectStatefulHyperparamsState(
-          count=base.zero_count(), hyperparams=hp, hyperparams_states=states,
+          count=num.zero_count(), hyperparams=hp, hyperparams_states=states,
           inner_state=build(dict(hp)).init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -252,7 +253,7 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
                                               state.inner_state, params,
                                               **extra_args)
       return updates, InjectStatefulHyperparamsState(
-          count=base.safe_increment(state.count), hyperparams=hp,
+          count=num.safe_increment(state.count), hyperparams=hp,
           hyperparams_states=states, inner_state=inner_state)
 
     update_fn.gradtx_name = f"inject_hyperparams({name})"
@@ -268,12 +269,12 @@ class _WrappedSchedule:
     self.fn = fn
 
   def init(self) -> WrappedScheduleState:
-    return WrappedScheduleState(count=base.zero_count())
+    return WrappedScheduleState(count=num.zero_count())
 
   def update(self, state: WrappedScheduleState,
              **extra_args: Any) -> WrappedScheduleState:
     del extra_args
-    return WrappedScheduleState(count=base.safe_increment(state.count))
+    return WrappedScheduleState(count=num.safe_increment(state.count))
 
   def __call__(self, state: WrappedScheduleState, **extra_args: Any) -> Any:
     del extra_args

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import tree as T
+from gradtx._src import leafwise as LW
 from gradtx._src import validation as V
 
 
@@ -152,7 +152,7 @@ def flatten(inner: base.GradientTransformation,
     if params is None:
       layout = _Layout(updates, max_leaf_size)
     else:
-      T.check_updates_match_params(fn, updates, params)
+      LW.check_updates_match_params(fn, updates, params)
       layout = _Layout(params, max_leaf_size)
       packed_params = layout.pack(params)
     new, state = base.call_update(inner, layout.pack(updates), state,

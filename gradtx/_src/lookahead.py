@@ -9,7 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import tree as T
+from gradtx._src import leafwise as LW
+from gradtx._src import numerics as num
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
 
 
@@ -111,9 +113,9 @@ def lookahead(fast_optimizer: Optional[base.GradientTransformation] = None,
   def init_fn(params):
     if _is_lookahead_params(params):
       return LookaheadState(fast_state=inner.init(params.fast),
-                            steps_since_sync=base.zero_count())
+                            steps_since_sync=num.zero_count())
     return LookaheadState(fast_state=inner.init(params),
-                          steps_since_sync=base.zero_count(),
+                          steps_since_sync=num.zero_count(),
                           slow=T.tree_strong(params))
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -131,7 +133,7 @@ def lookahead(fast_optimizer: Optional[base.GradientTransformation] = None,
                                                 state.fast_state, fast,
                                                 **extra_args)
     sync = state.steps_since_sync == sync_period - 1
-    steps = base.safe_increment(state.steps_since_sync) % sync_period
+    steps = num.safe_increment(state.steps_since_sync) % sync_period
 
     if split:
       # optax's merged step: with d = fast + u - slow, the slow weights
@@ -142,7 +144,7 @@ def lookahead(fast_optimizer: Optional[base.GradientTransformation] = None,
         return (jnp.where(sync, u - (1 - a) * d, u).astype(u.dtype),
                 jnp.where(sync, a * d, jnp.zeros_like(d)).astype(s.dtype))
 
-      fast_out, slow_out = T.leafwise(leaf, 2, fast_updates, params.fast,
+      fast_out, slow_out = LW.leafwise(leaf, 2, fast_updates, params.fast,
                                       params.slow, name=fn, params_index=0)
       out, slow = type(params)(fast=fast_out, slow=slow_out), None
       reset_at = params.fast
@@ -152,7 +154,7 @@ def lookahead(fast_optimizer: Optional[base.GradientTransformation] = None,
         return (jnp.where(sync, (new_slow - p).astype(u.dtype), u),
                 jnp.where(sync, new_slow, s))
 
-      out, slow = T.leafwise(leaf, 2, fast_updates, params, state.slow,
+      out, slow = LW.leafwise(leaf, 2, fast_updates, params, state.slow,
                              name=fn, params_index=0)
       reset_at = slow
     if reset_state:

@@ -48,44 +48,8 @@ class LRFindResult:
     Needs matplotlib (``pip install matplotlib``). Saves a PNG to ``path``
     if given, and returns the matplotlib figure.
     """
-    try:
-      import matplotlib
-      if ax is None and path is not None:
-        matplotlib.use("Agg")
-      import matplotlib.pyplot as plt
-    except ImportError as e:
-      raise ImportError("LRFindResult.plot needs matplotlib: "
-                        "pip install matplotlib") from e
-    if ax is None:
-      fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
-    else:
-      fig = ax.figure
-    lrs, raw, smooth = self.learning_rates, self.losses, self.smoothed_losses
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    positive = raw[raw > 0]
-    if len(positive) and np.all(smooth > 0):
-      lo, hi = positive.min() / 1.25, smooth.max() * 1.5
-      ax.set_ylim(lo, hi)
-      raw = np.clip(raw, lo, hi)
-    ax.plot(lrs, raw, color="0.6", linewidth=1, label="loss at each step")
-    ax.plot(lrs, smooth, color="#0072B2", linewidth=2.2,
-            label="smoothed loss")
-    if self.suggestion is not None:
-      i = int(np.argmin(np.abs(np.log(lrs / self.suggestion))))
-      ax.axvline(self.suggestion, color="#D55E00", linestyle="--",
-                 linewidth=1.2)
-      ax.plot([lrs[i]], [smooth[i]], "o", color="#D55E00", markersize=7,
-              label=f"suggestion: {self.suggestion:.2g} (steepest descent)")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss")
-    ax.set_title(f"LR range test ({len(lrs)} steps; {self.reason})",
-                 fontsize=10)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="lower left")
-    if path is not None:
-      fig.savefig(path, dpi=150)
-    return fig
+    from gradtx._src.tools import plots
+    return plots.lr_find_figure(self, path, ax)
 
 
 def _steepest(lrs: np.ndarray, smoothed: np.ndarray) -> Optional[float]:

@@ -8,7 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import tree as T
+from gradtx._src import leafwise as LW
+from gradtx._src import numerics as num
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
 
 
@@ -22,7 +24,7 @@ def scale(step_size: Any) -> base.GradientTransformation:
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    return T.leafwise(lambda g: (T.like(step_size, g) * g,), 1, updates,
+    return LW.leafwise(lambda g: (T.like(step_size, g) * g,), 1, updates,
                       name="scale")[0], state
 
   update_fn.gradtx_name = "scale"
@@ -57,15 +59,15 @@ def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any],
 
   def init_fn(params):
     del params
-    return ScaleByScheduleState(count=base.zero_count())
+    return ScaleByScheduleState(count=num.zero_count())
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    step_size = T.at(step_size_fn, state.count)
-    updates = T.leafwise(lambda g: (jnp.array(step_size, dtype=g.dtype) * g,),
+    step_size = V.at(step_size_fn, state.count)
+    updates = LW.leafwise(lambda g: (jnp.array(step_size, dtype=g.dtype) * g,),
                          1, updates, name="scale_by_schedule")[0]
     return updates, ScaleByScheduleState(
-        count=base.safe_increment(state.count))
+        count=num.safe_increment(state.count))
 
   update_fn.gradtx_name = "scale_by_schedule"
   return base.GradientTransformation(init_fn, update_fn)
@@ -91,5 +93,5 @@ def scale_by_learning_rate(
   V.check_learning_rate("scale_by_learning_rate", learning_rate)
   m = -1 if flip_sign else 1
   if callable(learning_rate):
-    return scale_by_schedule(lambda count: m * T.at(learning_rate, count))
+    return scale_by_schedule(lambda count: m * V.at(learning_rate, count))
   return scale(m * learning_rate)

@@ -8,7 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import tree as T
+from gradtx._src import leafwise as LW
+from gradtx._src import numerics as num
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
 
 
@@ -138,19 +140,19 @@ def swats(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
         lambda p: jnp.zeros([], dtype), params) if per_leaf
         else jnp.zeros([], dtype))
     fdt = jnp.result_type(float)
-    return SwatsState(count=base.zero_count(), mu=T.tree_zeros_like(params),
+    return SwatsState(count=num.zero_count(), mu=T.tree_zeros_like(params),
                       nu=T.tree_zeros_like(params), lam=scalar(fdt),
                       sgd_lr=scalar(fdt), switched=scalar(jnp.bool_),
                       switch_step=scalar(jnp.int32))
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    T.reject_complex(
+    V.reject_complex(
         fn, updates, "its switching test projects Adam's step on the "
         "gradient, a real dot product that has no complex form here. For "
         "complex parameters use adam, or sgd with momentum.")
-    lr = T.at(learning_rate, state.count)
-    k = base.safe_increment(state.count)
+    lr = V.at(learning_rate, state.count)
+    k = num.safe_increment(state.count)
     bc1, bc2 = 1 - b1 ** k, 1 - b2 ** k
     step_size = lr * jnp.sqrt(bc2) / bc1
 
@@ -161,7 +163,7 @@ def swats(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
       p = -T.like(step_size, g) * m_new / (jnp.sqrt(a_new) + eps)
       return p, m_new, a_new, jnp.sum(p * g), jnp.sum(p * p)
 
-    p, m_new, a_new, pg, pp = T.leafwise(adam_leaf, 5, updates, state.mu,
+    p, m_new, a_new, pg, pp = LW.leafwise(adam_leaf, 5, updates, state.mu,
                                          state.nu, name=fn)
 
     def decide(pg, pp, lam, sgd_lr, switched, switch_step):
@@ -179,7 +181,7 @@ def swats(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
               switched | now, jnp.where(now, k, switch_step))
 
     if per_leaf:
-      lam, sgd_lr, switched, switch_step = T.leafwise(
+      lam, sgd_lr, switched, switch_step = LW.leafwise(
           decide, 4, pg, pp, state.lam, state.sgd_lr, state.switched,
           state.switch_step, name=fn)
       just = jax.tree.map(lambda s, s0: s & ~s0, switched, state.switched)
@@ -203,7 +205,7 @@ def swats(learning_rate: base.ScalarOrSchedule, b1: Any = 0.9,
       nu = jnp.where(was | just, a_old, a_new)
       return u, mu, nu
 
-    u, mu, nu = T.leafwise(apply_leaf, 3, updates, p, m_new, a_new, state.mu,
+    u, mu, nu = LW.leafwise(apply_leaf, 3, updates, p, m_new, a_new, state.mu,
                            state.nu, *flags, name=fn, same_shape=False)
     return u, SwatsState(count=k, mu=mu, nu=nu, lam=lam, sgd_lr=sgd_lr,
                          switched=switched, switch_step=switch_step)

@@ -11,9 +11,10 @@ import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from gradtx._src.tree import is_concrete_number
+from gradtx._src.numerics import is_concrete_number
 
 
 def _fmt(lo: float, hi: float, lo_closed: bool, hi_closed: bool) -> str:
@@ -126,3 +127,85 @@ def check_dtype(fn: str, arg: str, value: Any) -> Any:
     raise ValueError(f"{fn}: {arg} must be a floating or complex dtype, got "
                      f"{arg}={value!r}.")
   return dtype
+
+
+# --------------------------------------------------------------------------
+# Params, schedule values and complex leaves
+
+
+def _describe(x: Any) -> str:
+  """``x`` in a few words, for error messages."""
+  if hasattr(x, "shape") and hasattr(x, "dtype"):
+    return f"an array of shape {x.shape} and dtype {x.dtype}"
+  text = repr(x)
+  text = text if len(text) <= 40 else text[:37] + "..."
+  return f"a {type(x).__name__} ({text})"
+
+
+def check_params(tree: Any) -> Any:
+  """Returns ``tree`` if every leaf can be a param (an array, an abstract
+  ``jax.ShapeDtypeStruct`` or a Python number); raises a ``TypeError`` with
+  the key path otherwise, before ``init`` fails obscurely on it."""
+  for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    numeric = isinstance(x, (bool, int, float, complex, np.number,
+                             np.bool_))
+    dtype = getattr(x, "dtype", None)
+    if not (numeric or (dtype is not None and hasattr(x, "shape") and (
+        jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)
+        or jnp.issubdtype(dtype, jax.dtypes.prng_key)))):
+      raise TypeError(
+          f"gradtx init: the param at {jax.tree_util.keystr(path)} is "
+          f"{_describe(x)}; params must be numeric arrays. Keep strings, "
+          f"callables and other objects out of the params tree (as static "
+          f"fields or in a separate tree).")
+  return tree
+
+
+def at(h: Any, count: Any) -> Any:
+  """A hyperparameter's value at step ``count``: ``h(count)`` for a schedule.
+
+  A schedule must return a real scalar; anything else (an array of several
+  entries would broadcast against the params) raises here.
+  """
+  if not callable(h):
+    return h
+  return check_schedule_value(h, h(count))
+
+
+def check_schedule_value(h: Any, value: Any) -> Any:
+  """Returns ``value``, the output of the schedule ``h``, if it is a real
+  scalar (a Python number or a 0-d real array, traced or not); raises a
+  ``ValueError`` that names the schedule otherwise."""
+  if isinstance(value, (bool, np.bool_)):
+    ok = False
+  elif isinstance(value, (int, float, np.integer, np.floating)):
+    ok = True
+  else:
+    dtype = getattr(value, "dtype", None)
+    ok = (dtype is not None and getattr(value, "shape", None) == ()
+          and (jnp.issubdtype(dtype, jnp.floating)
+               or jnp.issubdtype(dtype, jnp.integer)))
+  if not ok:
+    what = getattr(h, "__qualname__", None) or repr(h)
+    raise ValueError(
+        f"gradtx: the schedule {what} returned {_describe(value)}; a "
+        f"schedule must return a real scalar (a number or a 0-d array) for "
+        f"each step. For per-parameter values use gradtx.partition.")
+  return value
+
+
+def reject_complex(name: str, tree: Any, why: str,
+                   what: str = "update") -> None:
+  """Raises a ``TypeError`` naming ``name`` if a leaf of ``tree`` is complex.
+
+  For the transforms whose maths has no complex form; ``what`` says what
+  the tree holds ("update", "param"). Dtypes are static under ``jit``, so
+  this costs nothing when the step runs.
+  """
+  for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating):
+      at = f" at {jax.tree_util.keystr(path)}" if path else ""
+      raise TypeError(
+          f"{name}: the {what}{at} is complex ({dtype}), which {name} does "
+          f"not support: {why}")

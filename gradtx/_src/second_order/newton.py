@@ -17,12 +17,14 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import combine
-from gradtx._src import curvature as C
-from gradtx._src import lbfgs as L
+from gradtx._src import combining
+from gradtx._src import leafwise as LW
+from gradtx._src import linesearch as L
+from gradtx._src import numerics as num
 from gradtx._src import scaling
-from gradtx._src import tree as T
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
+from gradtx._src.second_order import curvature as C
 
 __all__ = ["ScaleByNewtonCGState", "ScaleByNewtonState", "newton",
            "newton_cg", "scale_by_newton", "scale_by_newton_cg"]
@@ -111,13 +113,13 @@ def scale_by_newton(damping: Any = 0.0) -> base.GradientTransformation:
   def init_fn(params):
     C.real_leaves(fn, params)
     dtype = L._scalar_dtype(fn, params)
-    return ScaleByNewtonState(num_hess_evals=base.zero_count(),
+    return ScaleByNewtonState(num_hess_evals=num.zero_count(),
                               min_eigenvalue=jnp.zeros([], dtype))
 
   def update_fn(updates, state, params=None, *, value_fn=None, **extra_args):
     f = objective(fn, params, value_fn, _extra_without_objective(extra_args))
     C.real_leaves(fn, updates, "update")
-    T.check_updates_match_params(fn, updates, params)
+    LW.check_updates_match_params(fn, updates, params)
     dtype = state.min_eigenvalue.dtype
     w, unravel_params = C.ravel(params, dtype)
     g, unravel = C.ravel(updates, dtype)
@@ -152,7 +154,7 @@ def _chain(fn, direction, learning_rate, linesearch):
     linesearch = base.identity()
   else:
     V.check_transform(fn, "linesearch", linesearch)
-  return combine.chain(direction, base_scaling, linesearch)
+  return combining.chain(direction, base_scaling, linesearch)
 
 
 def newton(learning_rate: Optional[base.ScalarOrSchedule] = None,
@@ -263,14 +265,14 @@ def scale_by_newton_cg(max_cg_steps: Optional[int] = None,
 
   def init_fn(params):
     C.real_leaves(fn, params)
-    return ScaleByNewtonCGState(num_hvp_evals=base.zero_count(),
+    return ScaleByNewtonCGState(num_hvp_evals=num.zero_count(),
                                 negative_curvature=jnp.asarray(False))
 
   def update_fn(updates, state, params=None, *, value_fn=None, **extra_args):
     del state
     f = objective(fn, params, value_fn, _extra_without_objective(extra_args))
     C.real_leaves(fn, updates, "update")
-    T.check_updates_match_params(fn, updates, params)
+    LW.check_updates_match_params(fn, updates, params)
     dtype = L._scalar_dtype(fn, params)
     max_steps = C.size(params) if max_cg_steps is None else max_cg_steps
     g = L._like_params(updates, params)
@@ -311,7 +313,7 @@ def scale_by_newton_cg(max_cg_steps: Optional[int] = None,
     k, d, _, _, _, negative = jax.lax.while_loop(cond, body, z0)
     # A non-finite gradient stops CG at once; say so instead of stepping 0.
     d = jax.tree.map(lambda x: jnp.where(jnp.isfinite(gg), x, jnp.nan), d)
-    d = T.leafwise(lambda u: (u,), 1, d, name=fn)[0]
+    d = LW.leafwise(lambda u: (u,), 1, d, name=fn)[0]
     return d, ScaleByNewtonCGState(num_hvp_evals=k,
                                    negative_curvature=negative)
 

@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtx._src import tree as T
+from gradtx._src import tree_utils as T
+from gradtx._src import validation as V
 
 
 def _explicit_sharding(x: Any) -> Any:
@@ -122,7 +123,7 @@ def real_leaves(fn: str, tree: Any, what: str = "param") -> list:
   silently mistreated.
   """
   leaves = jax.tree.leaves(tree)
-  T.reject_complex(
+  V.reject_complex(
       fn, tree, "its curvature model uses real inner products. For complex "
       "parameters use their real and imaginary parts as two real leaves.",
       what=what)

@@ -160,9 +160,9 @@ def run(args: argparse.Namespace,
   out = args.out or str(default_dir / RESULTS_FILE[args.target])
   args.out = out
   if args.target == "cpu":
-    from gradtx._src.bench import cpu
+    from gradtx._src.tools.bench import cpu
     return cpu.run(args)
-  from gradtx._src.bench import tpu
+  from gradtx._src.tools.bench import tpu
   return tpu.run(args)
 
 

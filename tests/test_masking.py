@@ -80,7 +80,7 @@ def _nnx_params():
 def test_wrappers_accept_frozendict_and_nnx_state(make_params, spec):
   params = make_params()
   grads = jax.tree.map(lambda p: jnp.ones_like(p), params)
-  label_of = gradtx._src.wrappers.broadcast_to_params("test", spec, params)
+  label_of = gradtx._src.masking.broadcast_to_params("test", spec, params)
   a_mask = jax.tree.map(lambda l: l == "a", label_of)
   txs = {
       "partition": gradtx.partition({"a": gradtx.sgd(0.5), "b": gradtx.sgd(

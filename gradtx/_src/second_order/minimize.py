@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import lbfgs as L
-from gradtx._src import least_squares as LS
+from gradtx._src import linesearch as L
+from gradtx._src.second_order import least_squares as LS
 from gradtx._src import validation as V
 
 __all__ = ["LeastSquaresResult", "MinimizeResult", "least_squares",

@@ -10,11 +10,13 @@ import jax.numpy as jnp
 
 from gradtx._src import adding
 from gradtx._src import base
-from gradtx._src import curvature as C
-from gradtx._src import lbfgs as L
-from gradtx._src import newton as N
-from gradtx._src import tree as T
+from gradtx._src import leafwise as LW
+from gradtx._src import linesearch as L
+from gradtx._src import numerics as num
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
+from gradtx._src.second_order import curvature as C
+from gradtx._src.second_order import newton as N
 
 __all__ = ["ScaleByHessianDiagState", "scale_by_hessian_diag"]
 
@@ -82,7 +84,7 @@ def scale_by_hessian_diag(b2: Any = 0.9, eps: Any = 1e-8,
 
   def init_fn(params):
     C.real_leaves(fn, params)
-    return ScaleByHessianDiagState(count=base.zero_count(),
+    return ScaleByHessianDiagState(count=num.zero_count(),
                                    rng_key=jax.random.clone(key),
                                    nu=T.tree_zeros_like(
                                        params, L._scalar_dtype(fn, params)))
@@ -91,7 +93,7 @@ def scale_by_hessian_diag(b2: Any = 0.9, eps: Any = 1e-8,
     f = N.objective(fn, params, value_fn,
                     N._extra_without_objective(extra_args))
     C.real_leaves(fn, updates, "update")
-    T.check_updates_match_params(fn, updates, params)
+    LW.check_updates_match_params(fn, updates, params)
     rng_key, probe_key = jax.random.split(state.rng_key)
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(probe_key, treedef.num_leaves)
@@ -99,8 +101,8 @@ def scale_by_hessian_diag(b2: Any = 0.9, eps: Any = 1e-8,
         jax.random.rademacher(k, jnp.shape(p)).astype(jnp.asarray(p).dtype)
         for p, k in zip(leaves, keys)])
     hz = jax.jvp(jax.grad(f), (params,), (z,))[1]
-    count = base.safe_increment(state.count)
-    correction = T.one_minus_pow(b2, count)
+    count = num.safe_increment(state.count)
+    correction = num.one_minus_pow(b2, count)
 
     def leaf(g, zi, hzi, nu):
       est = (zi * hzi.astype(zi.dtype)).astype(nu.dtype)
@@ -111,7 +113,7 @@ def scale_by_hessian_diag(b2: Any = 0.9, eps: Any = 1e-8,
       u = g.astype(nu.dtype) / (jnp.sqrt(nu_hat) + T.like(eps, nu))
       return u.astype(g.dtype), nu
 
-    out, nu = T.leafwise(leaf, 2, updates, z, hz, state.nu, name=fn)
+    out, nu = LW.leafwise(leaf, 2, updates, z, hz, state.nu, name=fn)
     return out, ScaleByHessianDiagState(count=count, rng_key=rng_key, nu=nu)
 
   update_fn.gradtx_name = fn

@@ -18,7 +18,7 @@ import time
 from typing import Any, Callable, NamedTuple, Optional
 
 import gradtx
-from gradtx._src.bench.command import _positive_int
+from gradtx._src.tools.bench.command import _positive_int
 
 
 class Named(NamedTuple):
@@ -379,8 +379,8 @@ def race(args: argparse.Namespace) -> int:
   with open(out / "race.json", "w") as f:
     settings = {k: v for k, v in vars(args).items() if k != "func"}
     json.dump({"args": settings, "results": rows, "runs": runs}, f, indent=1)
-  from gradtx._src import cli_plots
-  png = cli_plots.race_figure(
+  from gradtx._src.tools import plots
+  png = plots.race_figure(
       runs, out / "race.png",
       f"gradtx race: a small CNN on the digits, {args.steps} steps of "
       f"{args.batch_size}, seed {args.seed}")
@@ -390,8 +390,8 @@ def race(args: argparse.Namespace) -> int:
 
 
 def _progress(total: int, description: str):
-  from gradtx._src import cli_progress
-  return cli_progress.Progress(total, description)
+  from gradtx._src.tools import progress
+  return progress.Progress(total, description)
 
 
 def _parse_lrs(items):
@@ -485,9 +485,9 @@ def list_cmd(args: argparse.Namespace) -> int:
 
 
 def bench_cmd(args: argparse.Namespace) -> int:
-  """The benchmark against optax (gradtx._src.bench, shipped with the
-  package; its options are gradtx._src.bench.command's)."""
-  from gradtx._src.bench import command
+  """The benchmark against optax (gradtx._src.tools.bench, shipped with the
+  package; its options are gradtx._src.tools.bench.command's)."""
+  from gradtx._src.tools.bench import command
   try:
     return command.run(args)
   except command.MissingDependency as e:
@@ -564,7 +564,7 @@ def parser() -> argparse.ArgumentParser:
                  "missing; an earlier run's files there are replaced "
                  "(default: %(default)s)")
   f.set_defaults(func=lr_find_cmd)
-  from gradtx._src.bench import command as bench
+  from gradtx._src.tools.bench import command as bench
   b = sub.add_parser("bench", help="the speed benchmark against optax",
                      description=bench.DESCRIPTION)
   bench.add_options(b)

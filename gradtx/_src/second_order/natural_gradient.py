@@ -10,12 +10,14 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import combine
-from gradtx._src import curvature as C
-from gradtx._src import lbfgs as L
+from gradtx._src import combining
+from gradtx._src import leafwise as LW
+from gradtx._src import linesearch as L
+from gradtx._src import numerics as num
 from gradtx._src import scaling
-from gradtx._src import tree as T
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
+from gradtx._src.second_order import curvature as C
 
 __all__ = ["ScaleByNaturalGradientState", "natural_gradient",
            "scale_by_natural_gradient"]
@@ -116,7 +118,7 @@ def scale_by_natural_gradient(damping: Any = 1e-3, max_cg_steps: int = 10,
 
   def init_fn(params):
     C.real_leaves(fn, params)
-    return ScaleByNaturalGradientState(num_cg_steps=base.zero_count())
+    return ScaleByNaturalGradientState(num_cg_steps=num.zero_count())
 
   def update_fn(updates, state, params=None, *, output_fn=None,
                 **extra_args):
@@ -130,7 +132,7 @@ def scale_by_natural_gradient(damping: Any = 1e-3, max_cg_steps: int = 10,
         if k not in ("value", "grad", "value_fn")})
     z = lambda p: output_fn(p, **kw)
     C.real_leaves(fn, updates, "update")
-    T.check_updates_match_params(fn, updates, params)
+    LW.check_updates_match_params(fn, updates, params)
     dtype = L._scalar_dtype(fn, params)
     outputs, jvp_fn = jax.linearize(z, params)
     _, vjp_fn = jax.vjp(z, params)
@@ -167,7 +169,7 @@ def scale_by_natural_gradient(damping: Any = 1e-3, max_cg_steps: int = 10,
     d, _, _, _ = jax.lax.fori_loop(0, max_cg_steps, body, carry)
     d = jax.tree.map(lambda x: jnp.where(jnp.isfinite(dot(g, g)), x, jnp.nan),
                      d)
-    d = T.leafwise(lambda u: (u * g_scale.astype(u.dtype),), 1, d,
+    d = LW.leafwise(lambda u: (u * g_scale.astype(u.dtype),), 1, d,
                    name=fn)[0]
     return d, ScaleByNaturalGradientState(
         num_cg_steps=jnp.full([], max_cg_steps, jnp.int32))
@@ -215,7 +217,7 @@ def natural_gradient(learning_rate: base.ScalarOrSchedule,
   """
   fn = "natural_gradient"
   V.check_learning_rate(fn, learning_rate)
-  return combine.chain(
+  return combining.chain(
       scale_by_natural_gradient(damping=damping, max_cg_steps=max_cg_steps,
                                 loss=loss),
       scaling.scale_by_learning_rate(learning_rate))

@@ -21,10 +21,11 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import curvature as C
-from gradtx._src import lbfgs as L
-from gradtx._src import tree as T
+from gradtx._src import linesearch as L
+from gradtx._src import numerics as num
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
+from gradtx._src.second_order import curvature as C
 
 __all__ = ["LeastSquaresInfo", "ScaleByLevenbergMarquardtState",
            "levenberg_marquardt"]
@@ -239,12 +240,12 @@ def levenberg_marquardt(radius_factor: Any = 100.0, scaled: bool = True,
     dtype = L._scalar_dtype(fn, params)
     n = C.size(params)
     return ScaleByLevenbergMarquardtState(
-        count=base.zero_count(), cost=jnp.full([], jnp.inf, dtype),
+        count=num.zero_count(), cost=jnp.full([], jnp.inf, dtype),
         gradient=T.tree_zeros_like(params),
         step_cost=jnp.full([], jnp.inf, dtype), radius=jnp.zeros([], dtype),
         scale=jnp.zeros([n], dtype),
-        info=LeastSquaresInfo(num_fun_evals=base.zero_count(),
-                              num_jac_evals=base.zero_count(),
+        info=LeastSquaresInfo(num_fun_evals=num.zero_count(),
+                              num_jac_evals=num.zero_count(),
                               converged=jnp.asarray(False),
                               stalled=jnp.asarray(False)))
 
@@ -330,7 +331,7 @@ def levenberg_marquardt(radius_factor: Any = 100.0, scaled: bool = True,
     # Non-finite residuals stop the trials at once: a NaN step says so.
     h = jnp.where(ok, h, jnp.where(jnp.isfinite(value0), 0, jnp.nan))
     return unravel(h), ScaleByLevenbergMarquardtState(
-        count=base.safe_increment(state.count), cost=value0,
+        count=num.safe_increment(state.count), cost=value0,
         gradient=unravel(g), step_cost=jnp.where(ok, value_new, value0),
         radius=radius, scale=C.replicated(scale.astype(dtype)),
         info=LeastSquaresInfo(num_fun_evals=k, num_jac_evals=jnp.ones(

@@ -1,5 +1,9 @@
-"""The figure of ``gradtx race``: train loss and test accuracy, against the
-step and against wall-clock time.
+"""The figures of the command line and of the LR range test.
+
+:func:`race_figure` (``gradtx race``): train loss and test accuracy, against
+the step and against wall-clock time. :func:`lr_find_figure`
+(:meth:`gradtx.LRFindResult.plot`, ``gradtx lr-find``): the loss against
+the learning rate. matplotlib is imported only when a figure is drawn.
 
 Each optimizer keeps one colour (Okabe & Ito's palette, which readers with
 any of the common colour-vision deficiencies can tell apart) and one line
@@ -11,6 +15,8 @@ from __future__ import annotations
 
 import pathlib
 from typing import Any, Optional
+
+import numpy as np
 
 # Okabe & Ito (2008), without yellow, which is faint on white.
 # Orange last: next to vermillion it is the least distinct pair.
@@ -122,3 +128,48 @@ def race_figure(runs: dict, path: pathlib.Path, title: str) -> Optional[Any]:
     fig.savefig(path, dpi=100)
     plt.close(fig)
   return path
+
+
+def lr_find_figure(result: Any, path: Optional[str] = None, ax: Any = None,
+                   ) -> Any:
+  """The figure of :meth:`gradtx.LRFindResult.plot` (see there) for
+  ``result``, a :class:`gradtx.LRFindResult`."""
+  try:
+    import matplotlib
+    if ax is None and path is not None:
+      matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+  except ImportError as e:
+    raise ImportError("LRFindResult.plot needs matplotlib: "
+                      "pip install matplotlib") from e
+  if ax is None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+  else:
+    fig = ax.figure
+  lrs, raw = result.learning_rates, result.losses
+  smooth = result.smoothed_losses
+  ax.set_xscale("log")
+  ax.set_yscale("log")
+  positive = raw[raw > 0]
+  if len(positive) and np.all(smooth > 0):
+    lo, hi = positive.min() / 1.25, smooth.max() * 1.5
+    ax.set_ylim(lo, hi)
+    raw = np.clip(raw, lo, hi)
+  ax.plot(lrs, raw, color="0.6", linewidth=1, label="loss at each step")
+  ax.plot(lrs, smooth, color="#0072B2", linewidth=2.2,
+          label="smoothed loss")
+  if result.suggestion is not None:
+    i = int(np.argmin(np.abs(np.log(lrs / result.suggestion))))
+    ax.axvline(result.suggestion, color="#D55E00", linestyle="--",
+               linewidth=1.2)
+    ax.plot([lrs[i]], [smooth[i]], "o", color="#D55E00", markersize=7,
+            label=f"suggestion: {result.suggestion:.2g} (steepest descent)")
+  ax.set_xlabel("learning rate")
+  ax.set_ylabel("training loss")
+  ax.set_title(f"LR range test ({len(lrs)} steps; {result.reason})",
+               fontsize=10)
+  ax.grid(True, which="major", alpha=0.3)
+  ax.legend(loc="lower left")
+  if path is not None:
+    fig.savefig(path, dpi=150)
+  return fig

@@ -44,9 +44,9 @@ import numpy as np
 import optax
 
 import gradtx
-from gradtx._src.bench import cpu
-from gradtx._src.bench.command import (BOUND, COMPILE_REPEATS, DEFAULT_SKIP,
-                                       MissingDependency)
+from gradtx._src.tools.bench import cpu
+from gradtx._src.tools.bench.command import (BOUND, COMPILE_REPEATS,
+                                             DEFAULT_SKIP, MissingDependency)
 
 TOPOLOGY = "v5e:2x2"
 ACCELERATOR_TYPE = "v5litepod-4"
@@ -319,7 +319,7 @@ def write(out: pathlib.Path, head: dict, rows: list, bounds: list,
 
 def run(args: argparse.Namespace) -> int:
   """The TPU-AOT benchmark for the options of
-  :mod:`gradtx._src.bench.command`."""
+  :mod:`gradtx._src.tools.bench.command`."""
   devs = devices()
   log = lambda s: print(s, flush=True)
   repeats = args.compile_repeats or (1 if args.quick else COMPILE_REPEATS)

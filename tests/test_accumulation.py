@@ -1,7 +1,8 @@
 """MultiSteps (gradient accumulation) and apply_if_finite.
 
-The wrappers are imported from their module so that these tests exercise
-gradtx._src.accumulate whatever gradtx/__init__.py exports.
+The wrappers are imported from their modules so that these tests exercise
+gradtx._src.accumulation and gradtx._src.conditionality whatever
+gradtx/__init__.py exports.
 """
 
 import jax
@@ -12,8 +13,8 @@ import pytest
 
 import gradtx
 from common import GRADS, PARAMS
-from gradtx._src.accumulate import (ApplyIfFiniteState, MultiSteps,
-                                    MultiStepsState, apply_if_finite)
+from gradtx._src.accumulation import MultiSteps, MultiStepsState
+from gradtx._src.conditionality import ApplyIfFiniteState, apply_if_finite
 
 K = 3  # odd, so Welford's running mean divides by a number that is inexact
 # common.PARAMS["s"] is weakly typed; after one apply_updates it is not, and
@@ -440,7 +441,7 @@ def test_should_skip_update_fn_matches_optax(skip, jit):
   """optax's own skip functions and gradtx's, in either wrapper: the same
   updates and the same state, leaf for leaf, skip_state included."""
   import functools
-  from gradtx._src.accumulate import skip_large_updates, skip_not_finite
+  from gradtx._src.accumulation import skip_large_updates, skip_not_finite
   fns = {"not_finite": (optax.skip_not_finite, skip_not_finite),
          "large": (functools.partial(optax.skip_large_updates,
                                      max_squared_norm=50.0),

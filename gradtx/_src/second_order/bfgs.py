@@ -3,9 +3,9 @@
 :func:`scale_by_bfgs` keeps the inverse-Hessian approximation of the params
 flattened to one vector (an ``n x n`` matrix: for problems up to a few
 thousand parameters; :func:`gradtx.lbfgs` for larger ones). :func:`bfgs`
-chains it with the line searches of :mod:`gradtx._src.lbfgs`, with the same
-arguments as :func:`gradtx.lbfgs`, and stores curvature pairs by the same
-rule (:func:`gradtx._src.curvature.accept_curvature_pair`).
+chains it with the line searches of :mod:`gradtx._src.linesearch`, with the
+same arguments as :func:`gradtx.lbfgs`, and stores curvature pairs by the
+same rule (:func:`gradtx._src.second_order.curvature.accept_curvature_pair`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import combine
-from gradtx._src import curvature as C
-from gradtx._src import lbfgs as L
+from gradtx._src import combining
+from gradtx._src import leafwise as LW
+from gradtx._src import linesearch as L
+from gradtx._src import numerics as num
 from gradtx._src import scaling
-from gradtx._src import tree as T
+from gradtx._src import tree_utils as T
 from gradtx._src import validation as V
+from gradtx._src.second_order import curvature as C
 
 __all__ = ["ScaleByBFGSState", "bfgs", "scale_by_bfgs"]
 
@@ -94,7 +96,7 @@ def scale_by_bfgs(scale_init_precond: bool = True,
     dtype = L._scalar_dtype(fn, params)
     n = C.size(params)
     return ScaleByBFGSState(
-        count=base.zero_count(), params=T.tree_zeros_like(params),
+        count=num.zero_count(), params=T.tree_zeros_like(params),
         updates=T.tree_zeros_like(params),
         inv_hessian=jnp.eye(n, dtype=dtype),
         identity_scale=jnp.zeros([], dtype))
@@ -104,7 +106,7 @@ def scale_by_bfgs(scale_init_precond: bool = True,
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG.format(name=fn))
     C.real_leaves(fn, updates, "update")
-    T.check_updates_match_params(fn, updates, params)
+    LW.check_updates_match_params(fn, updates, params)
     dtype = state.inv_hessian.dtype
     g, unravel = C.ravel(updates, dtype)
     w, _ = C.ravel(params, dtype)
@@ -136,7 +138,7 @@ def scale_by_bfgs(scale_init_precond: bool = True,
       gamma0 = jnp.ones([], dtype)
     direction = jnp.where(stored, C.matvec(h, g), gamma0 * g)
     return unravel(direction), ScaleByBFGSState(
-        count=base.safe_increment(state.count), params=T.tree_strong(params),
+        count=num.safe_increment(state.count), params=T.tree_strong(params),
         updates=T.tree_strong(updates), inv_hessian=C.replicated(h),
         identity_scale=jnp.where(accept, jnp.maximum(gamma, 1e-30),
                                  state.identity_scale).astype(dtype))
@@ -202,5 +204,5 @@ def bfgs(learning_rate: Optional[base.ScalarOrSchedule] = None,
     linesearch = base.identity()
   else:
     V.check_transform(fn, "linesearch", linesearch)
-  return combine.chain(scale_by_bfgs(scale_init_precond=scale_init_precond),
+  return combining.chain(scale_by_bfgs(scale_init_precond=scale_init_precond),
                        base_scaling, linesearch)

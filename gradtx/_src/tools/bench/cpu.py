@@ -43,9 +43,10 @@ import numpy as np
 import optax
 
 import gradtx
-from gradtx._src.bench.command import (ALL_OPTIMIZERS, BOUND, DEFAULT_SKIP,
-                                       OPTIMIZER_NAMES, QUICK_REPEATS,
-                                       TREE_NAMES, TREE_REPEATS)
+from gradtx._src.tools.bench.command import (ALL_OPTIMIZERS, BOUND,
+                                             DEFAULT_SKIP, OPTIMIZER_NAMES,
+                                             QUICK_REPEATS, TREE_NAMES,
+                                             TREE_REPEATS)
 
 SEED = 0
 F32 = np.float32
@@ -573,7 +574,7 @@ def bound_table(rows: list[dict]) -> str:
 
 
 def run(args) -> int:
-  """The CPU benchmark for the options of :mod:`gradtx._src.bench.command`
+  """The CPU benchmark for the options of :mod:`gradtx._src.tools.bench.command`
   (trees and optimizers already resolved)."""
   trees = args.trees
   opts = args.optimizers or list(ALL_OPTIMIZERS)

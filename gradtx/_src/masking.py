@@ -1,15 +1,18 @@
-"""Wrappers that change where or when an inner transform applies."""
+"""Masks: :func:`masked` applies an inner transform to some leaves only,
+:func:`freeze` zeroes the updates of some leaves; and the mask helpers that
+:func:`gradtx.partition` shares (a spec as a tree, or a function of the
+params, broadcast to the params' structure)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable, Mapping, NamedTuple, Union
+from typing import Any, Callable, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
 
 from gradtx._src import base
-from gradtx._src import tree as T
-from gradtx._src import validation as V
+from gradtx._src import leafwise as LW
+from gradtx._src import tree_utils as T
 
 
 def _key_name(k: Any) -> Any:
@@ -171,7 +174,7 @@ def _masked(fn: str, inner: base.GradientTransformation, mask: Any,
                                                          get_mask(params))))
 
   def update_fn(updates, state, params=None, **extra_args):
-    T.check_updates_match_params(fn, updates, params)
+    LW.check_updates_match_params(fn, updates, params)
     mask_tree = get_mask(updates)
     masked_updates = apply_mask(updates, mask_tree)
     masked_params = None if params is None else apply_mask(params, mask_tree)
@@ -181,92 +184,6 @@ def _masked(fn: str, inner: base.GradientTransformation, mask: Any,
     updates = jax.tree.map(lambda m, n, u: n if m else u, mask_tree, new,
                            updates)
     return updates, MaskedState(inner_state=inner_state)
-
-  update_fn.gradtx_name = fn
-  return base.GradientTransformation(init_fn, update_fn)
-
-
-class PartitionState(NamedTuple):
-  """One inner state per label.
-
-  Attributes:
-    inner_states: each label's transform state (a :class:`MaskedState`), by
-      label.
-  """
-  inner_states: dict
-
-
-def partition(transforms: Mapping[Hashable, base.GradientTransformation],
-              param_labels: Union[Any, Callable[[Any], Any]],
-              *, mask_compatible_extra_args: bool = False,
-              ) -> base.GradientTransformation:
-  """Param groups: a different transform for each label of the params.
-
-  ``param_labels`` is a tree of labels with the params' structure (or a
-  prefix of it, or a plain dict for a Flax ``FrozenDict`` / ``nnx.State``),
-  or a function from params to one. Each transform sees only its own
-  leaves: its state holds nothing for the others (each inner state is a
-  :func:`masked` state, as in optax). ``mask_compatible_extra_args`` is
-  passed on to :func:`masked`.
-
-  Args:
-    transforms: a transform per label.
-    param_labels: the label of each leaf: a tree of labels with the params'
-      structure (or a prefix of one), or a function of the params returning one;
-      every label must be a key of ``transforms``.
-    mask_compatible_extra_args: also mask every extra argument that has the
-      updates' tree structure, so each transform sees only its own leaves of it
-      (see :func:`masked`).
-
-  Example:
-    >>> import gradtx, jax.numpy as jnp
-    >>> params = {"encoder": {"w": jnp.ones(3)}, "head": {"w": jnp.ones(2)}}
-    >>> tx = gradtx.partition(
-    ...     {"slow": gradtx.adam(1e-4), "fast": gradtx.sgd(1e-2)},
-    ...     {"encoder": "slow", "head": "fast"})
-    >>> state = tx.init(params)
-  """
-  fn = "partition"
-  if not transforms:
-    raise ValueError(f"{fn}: transforms is empty; give a dict label -> "
-                     f"transform.")
-  for label, tx in transforms.items():
-    if not (hasattr(tx, "init") and hasattr(tx, "update")):
-      raise TypeError(f"{fn}: transforms[{label!r}] is {tx!r}, not a "
-                      f"gradient transformation.")
-
-  def labels_of(tree):
-    labels = spec_tree(fn, param_labels, tree)
-    unknown = set(jax.tree.leaves(labels)) - set(transforms)
-    if unknown:
-      raise ValueError(
-          f"{fn}: the params carry labels {sorted(map(str, unknown))} that "
-          f"have no transform; transforms has {sorted(map(str, transforms))}.")
-    return labels
-
-  def masks(tree):
-    labels = labels_of(tree)
-    return {label: jax.tree.map(lambda l, label=label: l == label, labels)
-            for label in transforms}
-
-  def group(tx, mask):
-    return masked(tx, mask,
-                  mask_compatible_extra_args=mask_compatible_extra_args)
-
-  def init_fn(params):
-    m = masks(params)
-    return PartitionState(inner_states={
-        label: group(tx, m[label]).init(params)
-        for label, tx in transforms.items()})
-
-  def update_fn(updates, state, params=None, **extra_args):
-    T.check_updates_match_params(fn, updates, params)
-    m = masks(updates)
-    new_states = {}
-    for label, tx in transforms.items():
-      updates, new_states[label] = group(tx, m[label]).update(
-          updates, state.inner_states[label], params, **extra_args)
-    return updates, PartitionState(inner_states=new_states)
 
   update_fn.gradtx_name = fn
   return base.GradientTransformation(init_fn, update_fn)
@@ -306,61 +223,3 @@ def freeze(mask: Union[Any, Callable[[Any], Any]],
     ...                   gradtx.freeze({"backbone": True, "head": False}))
   """
   return _masked("freeze", _set_to_zero(), mask, False)
-
-
-class EmaParamsState(NamedTuple):
-  """Step count and the moving average of the params.
-
-  Attributes:
-    count: the number of steps taken, an int32 scalar that saturates at
-      ``2**31 - 1``.
-    ema: the moving average of the params, the weights to evaluate with.
-  """
-  count: jax.Array
-  ema: Any
-
-
-def ema_params(decay: Any = 0.999) -> base.GradientTransformation:
-  r"""Keeps an exponential moving average of the weights, for evaluation.
-
-  .. math::
-     \bar\theta_t = \beta\,\bar\theta_{t-1} + (1-\beta)\,\theta_t,\qquad
-     \bar\theta_0 = \theta_0
-
-  (Polyak & Juditsky 1992 averaging, in its exponential form). The updates
-  pass through unchanged; put it last in the chain so that
-  :math:`\theta_t` is ``params + updates``. Read ``state.ema`` (for a
-  chain, the last member's state) to evaluate.
-
-  Args:
-    decay: the weight :math:`\beta` of the past average, in [0, 1).
-
-  Example:
-    >>> import gradtx, jax.numpy as jnp
-    >>> tx = gradtx.chain(gradtx.adam(1e-3), gradtx.ema_params(0.99))
-    >>> state = tx.init({"w": jnp.ones(2)})
-  """
-  fn = "ema_params"
-  V.check_decay(fn, "decay", decay)
-
-  def init_fn(params):
-    return EmaParamsState(count=base.zero_count(),
-                          ema=T.tree_strong(params))
-
-  def update_fn(updates, state, params=None, **extra_args):
-    del extra_args
-    if params is None:
-      raise ValueError(base.NO_PARAMS_MSG.format(name=fn))
-    beta = T.at(decay, state.count)
-
-    def leaf(u, p, e):
-      b, omb = T.pair(beta, e)
-      return (b * e + omb * (p + u).astype(e.dtype),)
-
-    ema = T.leafwise(leaf, 1, updates, params, state.ema, name=fn,
-                     params_index=0)[0]
-    return updates, EmaParamsState(count=base.safe_increment(state.count),
-                                   ema=ema)
-
-  update_fn.gradtx_name = fn
-  return base.GradientTransformation(init_fn, update_fn)

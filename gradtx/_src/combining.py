@@ -1,7 +1,9 @@
-"""Composition: :func:`chain` and :func:`named_chain`.
+"""Composition: :func:`chain`, :func:`named_chain` and :func:`partition`.
 
 A chain runs its members in order, feeding each one's updates to the next, and
 keeps their states in a tuple (or a dict for :func:`named_chain`).
+:func:`partition` gives each group of params (by label) a transform of its
+own.
 
 Chains carry the Adam moment hand-off of the contract (``gradtx/_src/base.py``):
 a member is asked, through the extra argument ``emit_moments=True``, for its
@@ -12,9 +14,14 @@ member is one and an emitter if its last member is one, so chains nest.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Hashable, Mapping, NamedTuple, Sequence
+from typing import Union
+
+import jax
 
 from gradtx._src import base
+from gradtx._src import leafwise as LW
+from gradtx._src.masking import masked, spec_tree
 
 
 def _label(tx: Any) -> str:
@@ -181,3 +188,93 @@ def named_chain(*transforms: tuple[str, base.GradientTransformation],
     return updates, dict(zip(names, new_states))
 
   return _chain_type(txs)(init_fn, update_fn)
+
+
+# --------------------------------------------------------------------------
+# Partition
+
+
+class PartitionState(NamedTuple):
+  """One inner state per label.
+
+  Attributes:
+    inner_states: each label's transform state (a :class:`MaskedState`), by
+      label.
+  """
+  inner_states: dict
+
+
+def partition(transforms: Mapping[Hashable, base.GradientTransformation],
+              param_labels: Union[Any, Callable[[Any], Any]],
+              *, mask_compatible_extra_args: bool = False,
+              ) -> base.GradientTransformation:
+  """Param groups: a different transform for each label of the params.
+
+  ``param_labels`` is a tree of labels with the params' structure (or a
+  prefix of it, or a plain dict for a Flax ``FrozenDict`` / ``nnx.State``),
+  or a function from params to one. Each transform sees only its own
+  leaves: its state holds nothing for the others (each inner state is a
+  :func:`masked` state, as in optax). ``mask_compatible_extra_args`` is
+  passed on to :func:`masked`.
+
+  Args:
+    transforms: a transform per label.
+    param_labels: the label of each leaf: a tree of labels with the params'
+      structure (or a prefix of one), or a function of the params returning one;
+      every label must be a key of ``transforms``.
+    mask_compatible_extra_args: also mask every extra argument that has the
+      updates' tree structure, so each transform sees only its own leaves of it
+      (see :func:`masked`).
+
+  Example:
+    >>> import gradtx, jax.numpy as jnp
+    >>> params = {"encoder": {"w": jnp.ones(3)}, "head": {"w": jnp.ones(2)}}
+    >>> tx = gradtx.partition(
+    ...     {"slow": gradtx.adam(1e-4), "fast": gradtx.sgd(1e-2)},
+    ...     {"encoder": "slow", "head": "fast"})
+    >>> state = tx.init(params)
+  """
+  fn = "partition"
+  if not transforms:
+    raise ValueError(f"{fn}: transforms is empty; give a dict label -> "
+                     f"transform.")
+  for label, tx in transforms.items():
+    if not (hasattr(tx, "init") and hasattr(tx, "update")):
+      raise TypeError(f"{fn}: transforms[{label!r}] is {tx!r}, not a "
+                      f"gradient transformation.")
+
+  def labels_of(tree):
+    labels = spec_tree(fn, param_labels, tree)
+    unknown = set(jax.tree.leaves(labels)) - set(transforms)
+    if unknown:
+      raise ValueError(
+          f"{fn}: the params carry labels {sorted(map(str, unknown))} that "
+          f"have no transform; transforms has {sorted(map(str, transforms))}.")
+    return labels
+
+  def masks(tree):
+    labels = labels_of(tree)
+    return {label: jax.tree.map(lambda l, label=label: l == label, labels)
+            for label in transforms}
+
+  def group(tx, mask):
+    return masked(tx, mask,
+                  mask_compatible_extra_args=mask_compatible_extra_args)
+
+  def init_fn(params):
+    m = masks(params)
+    return PartitionState(inner_states={
+        label: group(tx, m[label]).init(params)
+        for label, tx in transforms.items()})
+
+  def update_fn(updates, state, params=None, **extra_args):
+    LW.check_updates_match_params(fn, updates, params)
+    m = masks(updates)
+    new_states = {}
+    for label, tx in transforms.items():
+      updates, new_states[label] = group(tx, m[label]).update(
+          updates, state.inner_states[label], params, **extra_args)
+    return updates, PartitionState(inner_states=new_states)
+
+  update_fn.gradtx_name = fn
+  return base.GradientTransformation(init_fn, update_fn)
