@@ -144,6 +144,8 @@ API_PAGES: dict[str, tuple[str, str, list[tuple[str, str, list[str]]]]] = {
              ["bfgs", "scale_by_bfgs", "newton", "scale_by_newton",
               "newton_cg", "scale_by_newton_cg", "scale_by_hessian_diag",
               "natural_gradient", "scale_by_natural_gradient"]),
+            ("Per-parameter rates from curvature", "",
+             ["vsgd", "scale_by_vsgd"]),
             ("Least squares", "",
              ["gauss_newton", "levenberg_marquardt", "least_squares"]),
             ("Solvers", "", ["minimize"]),

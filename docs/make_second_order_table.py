@@ -24,6 +24,10 @@ points.
   gradtx.levenberg_marquardt())`` against ``scipy.optimize.least_squares(r,
   x0, jac=J, method="lm")``, both with MINPACK's stopping tests and scipy's
   defaults (``ftol = xtol = gtol = 1e-8``).
+* ``gauss_newton``: ``gradtx.least_squares(r, x0, gradtx.gauss_newton())``
+  against the same scipy ``method="lm"`` solve (scipy has no pure
+  Gauss-Newton; its Levenberg-Marquardt is the method a user would reach
+  for instead).
 
 Evaluations: scipy's are ``nfev + njev (+ nhev)`` as scipy reports them
 (each call of the function, of the gradient or Jacobian and of ``hessp``
@@ -105,7 +109,8 @@ PROBLEMS = [
     ("Freudenstein-Roth", freudenstein_roth, [0.5, -2.0]),
 ]
 
-METHODS = ("bfgs", "newton_cg", "levenberg_marquardt")
+METHODS = ("bfgs", "newton_cg", "levenberg_marquardt", "gauss_newton")
+LEAST_SQUARES = ("levenberg_marquardt", "gauss_newton")
 
 
 def objective(residuals):
@@ -121,8 +126,10 @@ def gradtx_solve(method, residuals, x0, tx=None, trace=False):
   def bump():
     calls["fun"] += 1
 
-  if method == "levenberg_marquardt":
-    tx = gradtx.levenberg_marquardt() if tx is None else tx
+  if method in LEAST_SQUARES:
+    if tx is None:
+      tx = (gradtx.levenberg_marquardt() if method == "levenberg_marquardt"
+            else gradtx.gauss_newton())
 
     def counted(x):
       jax.debug.callback(bump)
@@ -165,7 +172,7 @@ def gradtx_solve(method, residuals, x0, tx=None, trace=False):
 def trace_values(method, residuals, x0, tx, steps=60):
   """The objective after each of the first ``steps`` steps (eager)."""
   values = []
-  if method == "levenberg_marquardt":
+  if method in LEAST_SQUARES:
     x, state = x0, tx.init(x0)
     f = lambda x: 0.5 * float(jnp.sum(residuals(x) ** 2))
     values.append(f(x))
@@ -199,7 +206,9 @@ def _step(tx, f, value_and_grad, x, state):
 def scipy_solve(method, residuals, x0):
   import scipy.optimize as so
   x0 = np.asarray(x0, np.float64)
-  if method == "levenberg_marquardt":
+  if method in LEAST_SQUARES:
+    # scipy has no pure Gauss-Newton: gauss_newton is compared with its
+    # Levenberg-Marquardt (MINPACK), the method that safeguards it there.
     r = jax.jit(residuals)
     jac = jax.jit(jax.jacfwd(residuals))
     res = so.least_squares(lambda x: np.asarray(r(x)),
@@ -250,7 +259,7 @@ def geometric_means(rows):
 
 
 def _counts(d, method):
-  if method == "levenberg_marquardt":
+  if method in LEAST_SQUARES:
     return f'{d["fun"]} + {d["hvp"]}'
   if method == "bfgs":
     return f'{d["fun"]} + {d["grad"]}'
@@ -293,9 +302,10 @@ def figure(path=FIGURE):
       ("bfgs", gradtx.bfgs(), "bfgs"),
       ("lbfgs", gradtx.lbfgs(), "lbfgs"),
       ("levenberg_marquardt", gradtx.levenberg_marquardt(),
-       "levenberg_marquardt")]:
+       "levenberg_marquardt"),
+      ("gauss_newton", gradtx.gauss_newton(), "gauss_newton")]:
     values = trace_values(method, residuals, jnp.asarray(x0), tx)
-    if method == "levenberg_marquardt":
+    if method in LEAST_SQUARES:
       values = [2 * v for v in values]
     ax.semilogy(range(len(values)), np.maximum(values, 1e-32), marker=".",
                 label=label)

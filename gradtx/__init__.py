@@ -121,6 +121,8 @@ from gradtx._src.schedules import warmup_exponential_decay_schedule
 from gradtx._src.second_order.bfgs import ScaleByBFGSState
 from gradtx._src.second_order.bfgs import bfgs
 from gradtx._src.second_order.bfgs import scale_by_bfgs
+from gradtx._src.second_order.gauss_newton import ScaleByGaussNewtonState
+from gradtx._src.second_order.gauss_newton import gauss_newton
 from gradtx._src.second_order.hessian_diag import ScaleByHessianDiagState
 from gradtx._src.second_order.hessian_diag import scale_by_hessian_diag
 from gradtx._src.second_order.lbfgs import ScaleByLBFGSState
@@ -144,6 +146,9 @@ from gradtx._src.second_order.newton import newton
 from gradtx._src.second_order.newton import newton_cg
 from gradtx._src.second_order.newton import scale_by_newton
 from gradtx._src.second_order.newton import scale_by_newton_cg
+from gradtx._src.second_order.vsgd import ScaleByVSGDState
+from gradtx._src.second_order.vsgd import scale_by_vsgd
+from gradtx._src.second_order.vsgd import vsgd
 from gradtx._src.swats import SwatsState
 from gradtx._src.swats import swats
 from gradtx._src.tree_utils import tree_cast
@@ -186,6 +191,7 @@ __all__ = (
     "ScaleByAdamState",
     "ScaleByBFGSState",
     "ScaleByBacktrackingLinesearchState",
+    "ScaleByGaussNewtonState",
     "ScaleByHessianDiagState",
     "ScaleByLBFGSState",
     "ScaleByLevenbergMarquardtState",
@@ -197,6 +203,7 @@ __all__ = (
     "ScaleByRssState",
     "ScaleByScheduleState",
     "ScaleByStddevState",
+    "ScaleByVSGDState",
     "ScaleByZoomLinesearchState",
     "SwatsState",
     "TraceState",
@@ -230,6 +237,7 @@ __all__ = (
     "exponential_decay",
     "flatten",
     "freeze",
+    "gauss_newton",
     "identity",
     "inject_hyperparams",
     "inverse_sqrt_decay",
@@ -277,6 +285,7 @@ __all__ = (
     "scale_by_rss",
     "scale_by_schedule",
     "scale_by_stddev",
+    "scale_by_vsgd",
     "scale_by_zoom_linesearch",
     "sgd",
     "sgdr_schedule",
@@ -293,6 +302,7 @@ __all__ = (
     "tree_global_norm",
     "tree_zeros_like",
     "value_and_grad_from_state",
+    "vsgd",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
     "with_extra_args_support",

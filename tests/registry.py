@@ -152,6 +152,16 @@ SPECS = [
     Spec("hessian_diag", lambda lr: gradtx.chain(
         gradtx.scale_by_hessian_diag(key=KEY), gradtx.scale(-lr)), 0.5, 0.3,
          needs_params=True, needs_objective=True),
+    Spec("gauss_newton", lambda lr: gradtx.gauss_newton(), 1.0, 1.0,
+         needs_params=True, eager_recompiles=True, rosenbrock_tol=1e-12,
+         rosenbrock_steps=50, needs_residuals=True),
+    Spec("hessian_diag_gauss_newton", lambda lr: gradtx.chain(
+        gradtx.scale_by_hessian_diag(key=KEY, estimator="gauss_newton",
+                                     loss="squared"), gradtx.scale(-lr)),
+         0.5, 0.3, needs_params=True, needs_outputs=True),
+    # vSGD has no learning rate to tune (the lr of the tests is unused).
+    Spec("vsgd", lambda lr: gradtx.vsgd(key=KEY), 1.0, 1.0,
+         needs_params=True, needs_objective=True),
     # The squared loss of residual outputs: a Gauss-Newton step (at rate
     # 0.5 on Rosenbrock, whose gradient is that of |r|**2, not |r|**2 / 2).
     Spec("natural_gradient", lambda lr: gradtx.natural_gradient(

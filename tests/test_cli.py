@@ -126,7 +126,7 @@ def test_list_groups_every_named_optimizer_by_family_with_its_paper(capsys):
   named = {"sgd", "sgdw", "noisy_sgd", "adagrad", "rmsprop", "adadelta",
            "rprop", "adam", "adamw", "adamax", "nadam", "nadamw", "amsgrad",
            "radam", "adabound", "amsbound", "ranger", "swats", "lookahead",
-           "lbfgs"}
+           "lbfgs", "gauss_newton", "levenberg_marquardt", "vsgd"}
   assert named <= set(cli.OPTIMIZERS)
 
 

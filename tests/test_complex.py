@@ -34,6 +34,9 @@ REJECTED = {
     "newton": "scale_by_newton",
     "newton_cg": "scale_by_newton_cg",
     "levenberg_marquardt": "levenberg_marquardt",
+    "gauss_newton": "gauss_newton",
+    "hessian_diag_gauss_newton": "scale_by_hessian_diag",
+    "vsgd": "scale_by_vsgd",
     "hessian_diag": "scale_by_hessian_diag",
     "natural_gradient": "scale_by_natural_gradient",
 }

@@ -137,7 +137,7 @@ def _expected(name, kind):
   if name == "bfgs" and kind == "inf":
     return "entry"  # the pair with the inf is skipped: a scaled gradient
   if name in ("bfgs", "newton", "newton_cg", "levenberg_marquardt",
-              "natural_gradient"):
+              "gauss_newton", "natural_gradient"):
     return "all"  # a dense matrix or inner products mix all entries
   return "entry"
 
@@ -219,7 +219,7 @@ OVERFLOWS = {
 # Newton's step on the local model (Hessian I) is the gradient itself, and
 # the model's decrease along it, |g|**2 / 2, is beyond the dtype's range;
 # so is the least-squares cost |r|**2 / 2 of residuals at the gradient.
-for _name in ("newton_cg", "levenberg_marquardt"):
+for _name in ("newton_cg", "levenberg_marquardt", "gauss_newton"):
   for _dtype in ("float32", "bfloat16"):
     OVERFLOWS[(_name, _dtype)] = (
         "inherent: the model's value |g|**2 / 2 at the Newton step (or the "

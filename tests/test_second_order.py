@@ -251,3 +251,130 @@ def test_natural_gradient_example_beats_adam_in_steps(capsys):
   natural, adam = results["natural_gradient"][0], results["adam"][0]
   assert natural is not None and adam is not None, capsys.readouterr().out
   assert natural < adam, (natural, adam)
+
+
+def test_gauss_newton_fits_and_counts_both_solvers():
+  calls = []
+
+  def counted(w):
+    jax.debug.callback(lambda: calls.append(1))
+    return exponential_fit(w)
+
+  w0 = {"a": jnp.asarray(1.0), "k": jnp.asarray(0.3)}
+  for solver in ("dense", "cg"):
+    calls.clear()
+    result = jax.jit(lambda w: gradtx.least_squares(
+        counted, w, gradtx.gauss_newton(solver=solver)))(w0)
+    assert bool(result.converged), solver
+    np.testing.assert_allclose(float(result.params["a"]), 3.0, rtol=1e-9)
+    np.testing.assert_allclose(float(result.params["k"]), -0.5, rtol=1e-9)
+    # One linearisation (or Jacobian) per step runs r once, and r once
+    # per line-search trial.
+    assert int(result.num_fun_evals) + int(result.num_jac_evals) == len(
+        calls), solver
+
+
+def test_gauss_newton_step_solves_the_normal_equations():
+  """The step is alpha d with J^T J d = -J^T r (dense, and by CG, exact in
+  n iterations) and alpha from the line search, which decreases the
+  cost."""
+  t = jnp.linspace(0.0, 1.0, 6)
+  r = lambda w: w[0] * jnp.exp(w[1] * t) + w[2] * t - jnp.cos(t)
+  w = jnp.array([1.0, -0.3, 0.2])
+  jac = jax.jacfwd(r)(w)
+  d = np.linalg.solve(np.asarray(jac.T @ jac), -np.asarray(jac.T @ r(w)))
+  for solver in ("dense", "cg"):
+    tx = gradtx.gauss_newton(solver=solver)
+    u, state = tx.update(w, tx.init(w), w, residual_fn=r)
+    alpha = float(state.step_size)
+    assert 0.0 < alpha <= 1.0
+    np.testing.assert_allclose(np.asarray(u) / alpha, d, rtol=1e-8)
+    assert int(state.num_cg_steps) == (3 if solver == "cg" else 0)
+    assert float(state.step_cost) < float(state.cost)
+
+
+def test_gauss_newton_line_search_guards_a_diverging_step():
+  """r(w) = (w^2 - 1, 0.1 w): from w = 0.05 the full Gauss-Newton step
+  lands near w = 10, where the cost is far higher. The line search cuts it
+  back to a decrease; the undamped iteration does not decrease."""
+  r = lambda w: jnp.stack([w[0] ** 2 - 1.0, 0.1 * w[0]])
+  cost = lambda w: 0.5 * float(jnp.sum(r(w) ** 2))
+  w = jnp.array([0.05])
+  jac = jax.jacfwd(r)(w)
+  full = w - jnp.linalg.lstsq(jac, r(w))[0]
+  assert cost(full) > 10 * cost(w)
+  tx = gradtx.gauss_newton()
+  u, state = tx.update(w, tx.init(w), w, residual_fn=r)
+  assert 0 < float(state.step_size) < 0.5
+  assert cost(w + u) < cost(w)
+  assert int(state.info.num_fun_evals) > 1
+  result = gradtx.least_squares(r, w, gradtx.gauss_newton())
+  np.testing.assert_allclose(np.asarray(result.params), [0.995], atol=5e-3)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (lambda: gradtx.gauss_newton(solver="qr"), "solver must be"),
+    (lambda: gradtx.gauss_newton(max_cg_steps=0), "max_cg_steps"),
+    (lambda: gradtx.gauss_newton(cg_tol=1.0), "cg_tol"),
+    (lambda: gradtx.gauss_newton(max_trials=0), "max_trials"),
+    (lambda: gradtx.scale_by_hessian_diag(key=0, estimator="gnm"),
+     "estimator must be"),
+    (lambda: gradtx.scale_by_hessian_diag(key=0, estimator="gauss_newton"),
+     "needs the loss of the outputs"),
+    (lambda: gradtx.scale_by_hessian_diag(key=0, estimator="gauss_newton",
+                                          loss="hinge"), "loss must be one"),
+    (lambda: gradtx.scale_by_hessian_diag(key=0, loss="squared"),
+     "read by estimator='gauss_newton' only"),
+    (lambda: gradtx.scale_by_hessian_diag(key=0, num_samples=0),
+     "num_samples"),
+])
+def test_gauss_newton_arguments_say_which(bad, match):
+  with pytest.raises(ValueError, match=match):
+    bad()
+
+
+def test_gauss_newton_needs_residuals():
+  tx = gradtx.gauss_newton()
+  w = jnp.ones(2)
+  with pytest.raises(TypeError, match="needs the residual function"):
+    tx.update(w, tx.init(w), w)
+
+
+def _ggn_diag_mean(tx_kwargs, params, output_fn, samples):
+  """The mean of the estimator's D over ``samples`` independent probes
+  (b2 = 0 and a gradient of ones: the update is 1 / |D|)."""
+  tx = gradtx.scale_by_hessian_diag(b2=0.0, eps=1e-30,
+                                    num_samples=samples, **tx_kwargs)
+  ones = jax.tree.map(jnp.ones_like, params)
+  u, _ = tx.update(ones, tx.init(params), params, output_fn=output_fn)
+  return jax.tree.map(lambda x: 1 / x, u)
+
+
+def test_gauss_newton_diagonal_is_unbiased_for_squared_error():
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(7, 3)))
+  params = {"w": jnp.array([0.3, -0.2, 0.5]), "c": jnp.asarray(0.1)}
+  out = lambda p: jnp.tanh(x @ p["w"] + p["c"])
+  jac = jax.jacrev(out)(params)
+  exact = {k: jnp.sum(v.reshape(7, -1) ** 2, axis=0).reshape(
+      jnp.shape(params[k])) for k, v in jac.items()}
+  est = _ggn_diag_mean(dict(key=3, estimator="gauss_newton", loss="squared"),
+                       params, out, 4000)
+  for k in params:
+    np.testing.assert_allclose(np.asarray(est[k]), np.asarray(exact[k]),
+                               rtol=0.06)
+
+
+def test_gauss_newton_diagonal_samples_the_fisher_of_a_classifier():
+  """Softmax cross-entropy: labels drawn from the model's predictions give
+  E[(J^T z)^2] = diag(J^T (diag p - p p^T) J) / B, the Fisher's diagonal."""
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.normal(size=(5, 3)))
+  w = jnp.asarray(rng.normal(size=(3, 4)))
+  logits = lambda w: x @ w
+  p = jax.nn.softmax(logits(w))
+  jac = jax.jacrev(logits)(w)          # (5, 4, 3, 4)
+  h = jax.vmap(lambda pi: jnp.diag(pi) - jnp.outer(pi, pi))(p)
+  ggn = jnp.einsum("bkij,bkl,blij->ij", jac, h, jac) / 5
+  est = _ggn_diag_mean(dict(key=4, estimator="gauss_newton",
+                            loss="softmax_cross_entropy"), w, logits, 4000)
+  np.testing.assert_allclose(np.asarray(est), np.asarray(ggn), rtol=0.08)

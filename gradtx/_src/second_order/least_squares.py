@@ -109,6 +109,30 @@ class ScaleByLevenbergMarquardtState(NamedTuple):
   info: LeastSquaresInfo
 
 
+def _gauss_newton_coefficients(s, vt, ur, dtype):
+  r"""The Gauss-Newton step in the right singular basis: with :math:`J =
+  U S V^\top` and :math:`b = U^\top r`, :math:`h = -V c` with :math:`c_i
+  = b_i / s_i`, singular values below :math:`\varepsilon s_{max}
+  \max(m, n)` dropped (the minimum-norm least-squares solution of
+  :math:`J h = -r`, as ``numpy.linalg.lstsq``). Returns (kept, c)."""
+  eps = jnp.finfo(dtype).eps
+  keep = s > eps * jnp.max(s) * max(vt.shape)
+  s_safe = jnp.where(keep, s, 1)
+  return keep, jnp.where(keep, ur / s_safe, 0)
+
+
+def _gtol_cosine(jac, g, value):
+  """MINPACK's gtol measure: the largest cosine of the angle between the
+  residuals and a column of the Jacobian (0 where either is 0), from
+  ``g = J^T r`` and ``value = |r|^2 / 2``."""
+  col_norm = jnp.sqrt(jnp.sum(jac * jac, axis=0))
+  rnorm = jnp.sqrt(2 * value)
+  cosine = jnp.max(jnp.where(
+      col_norm > 0, jnp.abs(g) / jnp.where(col_norm > 0, col_norm, 1), 0),
+                   initial=0)
+  return jnp.where(rnorm > 0, cosine / jnp.where(rnorm > 0, rnorm, 1), 0)
+
+
 def _trust_region_step(u, s, vt, ur, radius, dtype):
   r"""The Levenberg-Marquardt step of a trust region, from an SVD.
 
@@ -123,14 +147,11 @@ def _trust_region_step(u, s, vt, ur, radius, dtype):
   (1973) and Moré (1978), which costs no evaluation.
   """
   del u
-  eps = jnp.finfo(dtype).eps
-  keep = s > eps * jnp.max(s) * max(vt.shape)
-  s_safe = jnp.where(keep, s, 1)
+  keep, c0 = _gauss_newton_coefficients(s, vt, ur, dtype)
 
   def coeffs(mu):
     return jnp.where(keep, s * ur / (s * s + mu), 0)
 
-  c0 = jnp.where(keep, ur / s_safe, 0)
   q0 = jnp.sqrt(jnp.sum(c0 * c0))
   inside = q0 <= radius
   # sqrt(sum (s b)^2) / mu bounds |h(mu)|: mu = |S b| / radius is too big.
@@ -267,14 +288,7 @@ def levenberg_marquardt(radius_factor: Any = 100.0, scaled: bool = True,
       d = jnp.where(scale > 0, scale, 1)
     else:
       scale = d = jnp.ones_like(w)
-    # MINPACK's gtol: the largest cosine between r and a column of J.
-    col_norm = jnp.sqrt(jnp.sum(jac * jac, axis=0))
-    rnorm = jnp.sqrt(2 * value0)
-    cosine = jnp.max(jnp.where(
-        col_norm > 0, jnp.abs(g) / jnp.where(col_norm > 0, col_norm, 1), 0))
-    cosine = jnp.where(rnorm > 0, cosine / jnp.where(rnorm > 0, rnorm, 1),
-                       0)
-    g_converged = cosine <= c(gtol)
+    g_converged = _gtol_cosine(jac, g, value0) <= c(gtol)
     u, s, vt = jnp.linalg.svd(jac / d[None, :], full_matrices=False)
     ur = C.matvec(u.T, r0)
     xnorm = jnp.sqrt(L._dot(d * w, d * w, dtype))

@@ -30,6 +30,33 @@ _NEEDS_OUTPUTS = (
     "gradient of the loss of those outputs; got output_fn={output_fn!r}.")
 
 
+def output_function(name: str, params: Any, output_fn: Any,
+            extra_args: dict) -> Any:
+  """``params -> output_fn(params, **data)`` from the keyword arguments of
+  ``update``, after checking they are there (the transforms that read a
+  model's outputs: this one and the Gauss-Newton diagonal of
+  :func:`gradtx.scale_by_hessian_diag`)."""
+  if params is None:
+    raise ValueError(base.NO_PARAMS_MSG.format(name=name))
+  if not callable(output_fn):
+    raise TypeError(_NEEDS_OUTPUTS.format(name=name, output_fn=output_fn))
+  kw = L._objective_kwargs(name, output_fn, strict=False, extra_args={
+      k: v for k, v in extra_args.items()
+      if k not in ("value", "grad", "value_fn")})
+  return lambda p: output_fn(p, **kw)
+
+
+def check_loss(name: str, loss: Any) -> None:
+  """Raises ``ValueError`` unless ``loss`` names an output loss gradtx
+  knows the curvature of."""
+  if loss not in _LOSSES:
+    raise ValueError(
+        f"{name}: loss must be one of {_LOSSES}, got loss={loss!r}: "
+        f"'softmax_cross_entropy' when output_fn returns logits (batch "
+        f"first, classes last), 'squared' when it returns residuals r with "
+        f"loss |r|^2 / 2.")
+
+
 class ScaleByNaturalGradientState(NamedTuple):
   """The state of :func:`scale_by_natural_gradient`.
 
@@ -112,9 +139,7 @@ def scale_by_natural_gradient(damping: Any = 1e-3, max_cg_steps: int = 10,
   fn = "scale_by_natural_gradient"
   V.check_positive(fn, "damping", damping)
   V.check_int(fn, "max_cg_steps", max_cg_steps, 1)
-  if loss not in _LOSSES:
-    raise ValueError(f"{fn}: loss must be one of {_LOSSES}, got "
-                     f"loss={loss!r}.")
+  check_loss(fn, loss)
 
   def init_fn(params):
     C.real_leaves(fn, params)
@@ -123,14 +148,7 @@ def scale_by_natural_gradient(damping: Any = 1e-3, max_cg_steps: int = 10,
   def update_fn(updates, state, params=None, *, output_fn=None,
                 **extra_args):
     del state
-    if params is None:
-      raise ValueError(base.NO_PARAMS_MSG.format(name=fn))
-    if not callable(output_fn):
-      raise TypeError(_NEEDS_OUTPUTS.format(name=fn, output_fn=output_fn))
-    kw = L._objective_kwargs(fn, output_fn, strict=False, extra_args={
-        k: v for k, v in extra_args.items()
-        if k not in ("value", "grad", "value_fn")})
-    z = lambda p: output_fn(p, **kw)
+    z = output_function(fn, params, output_fn, extra_args)
     C.real_leaves(fn, updates, "update")
     LW.check_updates_match_params(fn, updates, params)
     dtype = L._scalar_dtype(fn, params)

@@ -112,6 +112,12 @@ OPTIMIZERS: dict[str, Named] = {
     "natural_gradient": Named(
         "second order", "natural gradient, Fisher solved by CG",
         "Amari 1998; Martens 2010"),
+    "gauss_newton": Named(
+        "second order", "Gauss-Newton for least squares, line search",
+        "Gauss 1809; Hartley 1961"),
+    "vsgd": Named(
+        "second order", "vSGD, per-parameter rates from variance and curvature",
+        "Schaul, Zhang & LeCun 2013"),
 }
 FAMILIES = ("SGD family", "adaptive", "Adam family", "combined",
             "second order")
