@@ -620,12 +620,17 @@ def test_complex_params_match_optax_step_by_step():
 
   def run(lib):
     tx = lib.lbfgs(learning_rate=0.1, memory_size=3, linesearch=None)
+
+    @jax.jit
+    def step(w, state):
+      # optax's convention for complex params: step along conj(grad).
+      updates, state = tx.update(jnp.conj(jax.grad(f)(w)), state, w)
+      return lib.apply_updates(w, updates), state
+
     w = jnp.zeros(2, jnp.complex128)
     state, path = tx.init(w), []
     for _ in range(6):
-      # optax's convention for complex params: step along conj(grad).
-      updates, state = tx.update(jnp.conj(jax.grad(f)(w)), state, w)
-      w = lib.apply_updates(w, updates)
+      w, state = step(w, state)
       path.append(w)
     return np.stack(path)
 

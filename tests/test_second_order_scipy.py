@@ -4,7 +4,9 @@ reaches a value at least as low, and the geometric mean of the evaluation
 ratios is at most 1. gradtx's gauss_newton, which scipy does not have, is
 set against scipy's Levenberg-Marquardt: it reaches the same minima except
 where the docs say it stalls. The solves are
-docs/make_second_order_table.py's."""
+docs/make_second_order_table.py's: gradtx's all in one jitted program (one
+compilation instead of one per method and problem), scipy's Levenberg-Marquardt
+once per problem for both least-squares methods."""
 
 import pathlib
 import sys
