@@ -84,7 +84,6 @@ How each preset differs from gradtx's optax-style optimizer of the same name
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any, Optional
 
@@ -228,7 +227,7 @@ def _documents_switches(preset):
 
   The API reference renders this runtime docstring (docs/griffe_gradtx.py).
   """
-  names = [n for n in inspect.signature(preset).parameters
+  names = [n for n in base.signature(preset).parameters
            if n in _SWITCH_DOCS]
   doc = preset.__doc__
   end = doc.index("\n\n  Returns:")

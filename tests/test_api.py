@@ -1,6 +1,8 @@
 """The public namespace: flat, explicit, documented."""
 
 import inspect
+import pathlib
+import re
 
 import jax.numpy as jnp
 import numpy as np
@@ -74,3 +76,26 @@ def test_optax_spellings_are_accepted():
   assert not isinstance(plain, gradtx.GradientTransformationExtraArgs)
   assert gradtx.with_extra_args_support(wrapped) is wrapped
   wrapped.update(tree, gradtx.EmptyState(), unused=1)
+
+
+def _package_sources():
+  root = pathlib.Path(gradtx.__file__).parent
+  return {p.relative_to(root).as_posix(): p.read_text()
+          for p in root.rglob("*.py")}
+
+
+def test_signatures_are_read_in_one_place():
+  """The one forwarding rule reads signatures through ``base.signature``;
+  nothing else in the package calls ``inspect.signature``."""
+  readers = [name for name, text in _package_sources().items()
+             if "inspect.signature(" in text]
+  assert readers == ["_src/base.py"], readers
+
+
+def test_no_function_attribute_carries_a_protocol():
+  """The only attribute set on an ``update`` function is the documented
+  ``gradtx_name`` label (docs/contract.md); composition is typed."""
+  attrs = set()
+  for text in _package_sources().values():
+    attrs |= set(re.findall(r"\b(?:update_fn|update|fn)\.(\w+)\s*=[^=]", text))
+  assert attrs <= {"gradtx_name"}, attrs
