@@ -50,6 +50,7 @@ LONGEST_FIRST = (
     "tests/upstream/test_upstream.py",
     "tests/test_properties.py",
     "tests/test_numerics.py",
+    "tests/test_convergence.py",
     "tests/test_sharding.py",
     "tests/test_determinism.py",
     "tests/test_second_order.py",

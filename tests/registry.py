@@ -24,7 +24,7 @@ class Spec:
     name: test id.
     make: builds the transform from a learning rate.
     lr_quadratic, lr_rosenbrock: learning rates that converge on the two
-      benchmark problems within the step budgets in test_properties.
+      benchmark problems within the step budgets in test_convergence.
     needs_params: update() must be given params.
     rosenbrock_tol: the Rosenbrock loss (24.2 at the start) it must get
       below within ``rosenbrock_steps``.
@@ -34,6 +34,10 @@ class Spec:
       search: its while_loop's body is a new closure at each update, about
       a second per call on CPU). The property tests run such an entry
       eagerly in float64 (jit == eager) and jitted in the other dtypes.
+    eager_costly: update() run eagerly compiles many small programs of its
+      own (a dense Hessian, a linear solve), so that one jitted program
+      per dtype costs less. Tests that check values, not eagerness, run
+      such an entry (and an ``eager_recompiles`` one) jitted.
     needs_objective: update() must be given the objective as keyword
       arguments ``value``, ``grad`` and ``value_fn`` (a line search).
     needs_residuals: update() must be given a residual function as the
@@ -54,6 +58,7 @@ class Spec:
   rosenbrock_steps: int = 3000
   converges: bool = True
   eager_recompiles: bool = False
+  eager_costly: bool = False
   needs_objective: bool = False
   needs_residuals: bool = False
   needs_outputs: bool = False
@@ -142,7 +147,7 @@ SPECS = [
          eager_recompiles=True,
          rosenbrock_tol=1e-12, rosenbrock_steps=100, needs_objective=True),
     Spec("newton", lambda lr: gradtx.newton(), 1.0, 1.0, needs_params=True,
-         rosenbrock_tol=1e-12, rosenbrock_steps=50, needs_objective=True),
+         eager_costly=True, rosenbrock_tol=1e-12, rosenbrock_steps=50, needs_objective=True),
     Spec("newton_cg", lambda lr: gradtx.newton_cg(), 1.0, 1.0,
          needs_params=True, eager_recompiles=True, rosenbrock_tol=1e-12, rosenbrock_steps=100,
          needs_objective=True),
@@ -151,7 +156,7 @@ SPECS = [
          rosenbrock_steps=50, needs_residuals=True),
     Spec("hessian_diag", lambda lr: gradtx.chain(
         gradtx.scale_by_hessian_diag(key=KEY), gradtx.scale(-lr)), 0.5, 0.3,
-         needs_params=True, needs_objective=True),
+         needs_params=True, needs_objective=True, eager_costly=True),
     Spec("gauss_newton", lambda lr: gradtx.gauss_newton(), 1.0, 1.0,
          needs_params=True, eager_recompiles=True, rosenbrock_tol=1e-12,
          rosenbrock_steps=50, needs_residuals=True),
@@ -165,7 +170,7 @@ SPECS = [
     # The squared loss of residual outputs: a Gauss-Newton step (at rate
     # 0.5 on Rosenbrock, whose gradient is that of |r|**2, not |r|**2 / 2).
     Spec("natural_gradient", lambda lr: gradtx.natural_gradient(
-        lr, loss="squared"), 1.0, 0.5, needs_params=True,
+        lr, loss="squared"), 1.0, 0.5, needs_params=True, eager_costly=True,
          rosenbrock_tol=1e-12, rosenbrock_steps=50, needs_outputs=True),
 ]
 

@@ -10,8 +10,13 @@ shows up as an unexpected pass.
 
 Steps run eagerly on float32 (and bfloat16) leaves of one shape: every
 optimizer shares the per-primitive compile cache, which costs far less than
-one jitted program per optimizer and dtype.
+one jitted program per optimizer and dtype. Entries flagged
+``eager_recompiles`` or ``eager_costly`` (line searches, dense Hessians)
+are the exception: their eager steps compile more than one jitted step
+per dtype, which all the tests here share.
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +26,7 @@ import pytest
 
 import common
 import gradtx
-from registry import BY_NAME, KEY, SPECS, _big, _by_size
+from registry import BY_NAME, KEY, SPECS, _big, _by_size, objective_kwargs
 
 LR = 1e-2
 IDS = [s.name for s in SPECS]
@@ -92,6 +97,33 @@ def _run(tx, params, grads_seq, spec=None):
           common.steps(tx, grads_seq, params, spec, gradtx.apply_updates)]
 
 
+@functools.cache
+def _jitted_update(name):
+  """Entry ``name`` at rate LR and its update jitted, given the local model
+  whose gradient at ``params`` is ``grads`` (see registry.objective_kwargs)
+  if it needs one: compiled once per dtype for every test here."""
+  spec = BY_NAME[name]
+  tx = spec.make(LR)
+  return tx, jax.jit(lambda g, s, p: tx.update(
+      g, s, p, **objective_kwargs(spec, p, g)))
+
+
+def _spec_steps(spec, params, grads_seq):
+  """(updates, state, params) after each step of entry ``spec`` at rate LR:
+  eager, or one shared jitted step for an entry whose eager steps cost
+  more (``eager_recompiles``, ``eager_costly``)."""
+  if not (spec.eager_recompiles or spec.eager_costly):
+    return common.steps(spec.make(LR), grads_seq, params, spec,
+                        gradtx.apply_updates)
+  tx, update = _jitted_update(spec.name)
+  state, out = tx.init(params), []
+  for g in grads_seq:
+    updates, state = update(g, state, params)
+    params = gradtx.apply_updates(params, updates)
+    out.append((updates, state, params))
+  return out
+
+
 # --------------------------------------------------------------------------
 # Zero gradients
 
@@ -100,8 +132,8 @@ def _run(tx, params, grads_seq, spec=None):
 def test_zero_gradients_stay_finite(spec):
   params = _params()
   zeros = jax.tree.map(jnp.zeros_like, params)
-  for step, (updates, state) in enumerate(
-      _run(spec.make(LR), params, [zeros] * 4, spec)):
+  for step, (updates, state, _) in enumerate(
+      _spec_steps(spec, params, [zeros] * 4)):
     assert _finite(updates), f"{spec.name}: non-finite update at step {step}"
     assert _finite(state), f"{spec.name}: non-finite state at step {step}"
 
@@ -146,8 +178,8 @@ def _expected(name, kind):
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_non_finite_gradients_propagate(spec, kind):
   params = _params()
-  (u0, _), (u1, s1), _ = _run(spec.make(LR), params,
-                              _bad_sequence(params, BAD[kind]), spec)
+  (u0, _, _), (u1, s1, _), _ = _spec_steps(spec, params,
+                                          _bad_sequence(params, BAD[kind]))
   assert _finite(u0)
   bad = {k: ~np.isfinite(np.asarray(v)) for k, v in u1.items()}
   expected = _expected(spec.name, kind)
@@ -258,7 +290,6 @@ def test_huge_gradients_put_no_nan_into_params(spec, dtype_name):
          jax.tree.map(lambda s: -s * jnp.asarray(big, dtype), sign),
          _grads(params, 2)]
   assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(seq))
-  for step, (updates, _, p) in enumerate(common.steps(
-      spec.make(LR), seq, params, spec, gradtx.apply_updates)):
+  for step, (updates, _, p) in enumerate(_spec_steps(spec, params, seq)):
     assert _no_nan(updates), f"{spec.name}: NaN update at step {step}"
     assert _no_nan(p), f"{spec.name}: NaN params at step {step}"
