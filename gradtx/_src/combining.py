@@ -21,6 +21,7 @@ import jax
 
 from gradtx._src import base
 from gradtx._src import leafwise as LW
+from gradtx._src import validation as V
 from gradtx._src.masking import masked, spec_tree
 
 
@@ -32,11 +33,7 @@ def _label(tx: Any) -> str:
 def _plan(fn_name: str, txs: Sequence[Any], names: Sequence[str]) -> list:
   """Per member: emit moments for the next member?"""
   for i, tx in enumerate(txs):
-    if not (hasattr(tx, "init") and hasattr(tx, "update")):
-      raise TypeError(
-          f"{fn_name}: member {names[i]} is {tx!r}, not a gradient "
-          f"transformation (an object with .init and .update). Did you pass "
-          f"a factory such as gradtx.adam instead of gradtx.adam(1e-3)?")
+    V.check_transform(fn_name, f"member {names[i]}", tx)
   plan = []
   for i, tx in enumerate(txs):
     nxt = txs[i + 1] if i + 1 < len(txs) else None
@@ -244,9 +241,7 @@ def partition(transforms: Mapping[Hashable, base.GradientTransformation],
     raise ValueError(f"{fn}: transforms is empty; give a dict label -> "
                      f"transform.")
   for label, tx in transforms.items():
-    if not (hasattr(tx, "init") and hasattr(tx, "update")):
-      raise TypeError(f"{fn}: transforms[{label!r}] is {tx!r}, not a "
-                      f"gradient transformation.")
+    V.check_transform(fn, f"transforms[{label!r}]", tx)
 
   def labels_of(tree):
     labels = spec_tree(fn, param_labels, tree)
