@@ -109,11 +109,15 @@ def test_newton_descends_where_the_hessian_is_indefinite():
 def test_newton_damping_shortens_the_step():
   w = jnp.array([1.0, 1.0])
   f = lambda w: w[0] ** 2 + 10 * w[1] ** 2
-  g = jax.grad(f)(w)
-  undamped, _ = gradtx.scale_by_newton().update(
-      g, gradtx.scale_by_newton().init(w), w, value_fn=f)
-  damped, _ = gradtx.scale_by_newton(damping=2.0).update(
-      g, gradtx.scale_by_newton().init(w), w, value_fn=f)
+
+  @jax.jit
+  def steps(w):
+    g = jax.grad(f)(w)
+    return [gradtx.scale_by_newton(damping=d).update(
+        g, gradtx.scale_by_newton().init(w), w, value_fn=f)[0]
+            for d in (0.0, 2.0)]
+
+  undamped, damped = steps(w)
   np.testing.assert_allclose(np.asarray(undamped), [1.0, 1.0])
   np.testing.assert_allclose(np.asarray(damped), [2 / 4, 20 / 22])
 
@@ -179,17 +183,18 @@ def quasi_newton_and_least_squares_solves():
                                             gtol=1e-12)
     quartic = lambda w: jnp.sum((w - 1.0) ** 4 + (w - 1.0) ** 2)
     out["bfgs_counted"] = gradtx.minimize(
-        _counted(quartic, calls["bfgs"]), jnp.zeros(4), gradtx.bfgs(),
+        _counted(quartic, calls["bfgs"]), jnp.zeros(3), gradtx.bfgs(),
         gtol=1e-10)
     w0 = {"a": jnp.asarray(1.0), "k": jnp.asarray(0.3)}
     out["levenberg_marquardt"] = gradtx.least_squares(
         _counted(exponential_fit, calls["levenberg_marquardt"]), w0,
         gradtx.levenberg_marquardt())
     for scale in (1.0, 1000.0):
-      r = lambda w, scale=scale: exponential_fit({"a": w[0] * scale,
-                                                  "k": w[1]})
+      r = lambda w, scale=scale: exponential_fit({"a": w["a"] * scale,
+                                                  "k": w["k"]})
       out[f"levenberg_marquardt_scale_{scale:g}"] = gradtx.least_squares(
-          r, jnp.array([1.0 / scale, 0.3]), gradtx.levenberg_marquardt())
+          r, {"a": jnp.asarray(1.0 / scale), "k": jnp.asarray(0.3)},
+          gradtx.levenberg_marquardt())
     w = jnp.array([1.0, -0.3, 0.2])
     for solver in ("dense", "cg"):
       out[f"gauss_newton_{solver}"] = gradtx.least_squares(
@@ -259,8 +264,8 @@ def test_levenberg_marquardt_is_scale_invariant():
   one = out["levenberg_marquardt_scale_1"]
   thousand = out["levenberg_marquardt_scale_1000"]
   assert int(one.num_fun_evals) == int(thousand.num_fun_evals)
-  np.testing.assert_allclose(float(thousand.params[0]) * 1000.0,
-                             float(one.params[0]), rtol=1e-8)
+  np.testing.assert_allclose(float(thousand.params["a"]) * 1000.0,
+                             float(one.params["a"]), rtol=1e-8)
 
 
 @pytest.mark.parametrize("make", [gradtx.scale_by_newton,
@@ -358,10 +363,11 @@ def test_gauss_newton_step_solves_the_normal_equations():
   """The step is alpha d with J^T J d = -J^T r (dense, and by CG, exact in
   n iterations) and alpha from the line search, which decreases the
   cost."""
-  r = _normal_equations_residuals
-  w = jnp.array([1.0, -0.3, 0.2])
-  jac = np.asarray(jax.jacfwd(r)(w))
-  d = np.linalg.solve(jac.T @ jac, -jac.T @ np.asarray(r(w)))
+  t = np.linspace(0.0, 1.0, 6)
+  w = np.array([1.0, -0.3, 0.2])
+  r = w[0] * np.exp(w[1] * t) + w[2] * t - np.cos(t)
+  jac = np.stack([np.exp(w[1] * t), w[0] * t * np.exp(w[1] * t), t], axis=1)
+  d = np.linalg.solve(jac.T @ jac, -jac.T @ r)
   out, _ = quasi_newton_and_least_squares_solves()
   for solver in ("dense", "cg"):
     u, state = out[f"gauss_newton_{solver}_step"]
@@ -420,7 +426,7 @@ def test_gauss_newton_needs_residuals():
     tx.update(w, tx.init(w), w)
 
 
-def _ggn_diag_mean(tx_kwargs, params, output_fn, samples, per_update=4):
+def _ggn_diag_mean(tx_kwargs, params, output_fn, samples, per_update=2):
   """The mean of the estimator's D over ``samples`` independent probes:
   ``samples / per_update`` updates from independent keys (vmapped), each
   the mean of ``per_update`` probes (b2 = 0 and a gradient of ones: the
