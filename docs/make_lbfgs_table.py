@@ -105,13 +105,10 @@ def _max_abs(tree) -> jax.Array:
                             for leaf in jax.tree.leaves(tree)]))
 
 
-def gradtx_solve(fun, x0, gtol, maxiter=MAXITER, tx=None):
-  """Minimises ``fun`` from ``x0`` in one jitted ``lax.while_loop``.
-
-  Returns a dict: x, value, iterations, evaluations (counted by a callback
-  inside ``fun``), evaluations_from_info (1 + the line searches' counts)
-  and traces (how often the solve was traced).
-  """
+def _gradtx_case(fun, gtol, tx=None):
+  """``(solve, read)``: ``solve(x0, maxiter)``, traceable, minimises ``fun``
+  in one ``lax.while_loop``; ``read`` turns its outputs into the dict of
+  :func:`gradtx_solve`."""
   tx = gradtx.lbfgs() if tx is None else tx
   counter = {"evals": 0, "traces": 0}
 
@@ -146,27 +143,62 @@ def gradtx_solve(fun, x0, gtol, maxiter=MAXITER, tx=None):
     x, state, k, _, evals = jax.lax.while_loop(cond, body, carry)
     return x, state[-1].value, k, evals
 
+  def read(out):
+    x, value, k, evals = out
+    return {"x": x, "value": float(value), "iterations": int(k),
+            "evaluations": counter["evals"],
+            "evaluations_from_info": int(evals), "traces": counter["traces"]}
+
+  return solve, read
+
+
+def gradtx_solve(fun, x0, gtol, maxiter=MAXITER, tx=None):
+  """Minimises ``fun`` from ``x0`` in one jitted ``lax.while_loop``.
+
+  Returns a dict: x, value, iterations, evaluations (counted by a callback
+  inside ``fun``), evaluations_from_info (1 + the line searches' counts),
+  traces (how often the solve was traced), compile_seconds and
+  run_seconds.
+  """
+  solve, read = _gradtx_case(fun, gtol, tx)
   start = time.perf_counter()
   compiled = jax.jit(solve).lower(x0, maxiter).compile()
   compiled_at = time.perf_counter()
-  x, value, k, evals = compiled(x0, maxiter)
-  jax.block_until_ready(x)
+  out = compiled(x0, maxiter)
+  jax.block_until_ready(out)
   jax.effects_barrier()
   done = time.perf_counter()
-  return {"x": x, "value": float(value), "iterations": int(k),
-          "evaluations": counter["evals"],
-          "evaluations_from_info": int(evals), "traces": counter["traces"],
-          "compile_seconds": compiled_at - start,
+  return {**read(out), "compile_seconds": compiled_at - start,
           "run_seconds": done - compiled_at}
 
 
-def scipy_solve(fun, x0, gtol, maxiter=MAXITER):
-  """scipy.optimize.minimize(method="L-BFGS-B") on the flattened params."""
-  from jax.flatten_util import ravel_pytree
-  from scipy.optimize import minimize
+def gradtx_solves(cases, maxiter=MAXITER):
+  """The solves of ``cases`` (``(fun, x0, gtol)`` triples) in one jitted
+  program (one compilation, which takes less than compiling them one by
+  one); a list of :func:`gradtx_solve`'s dicts, without the timings."""
+  parts = [_gradtx_case(fun, gtol) for fun, _, gtol in cases]
+  outs = jax.jit(lambda x0s, maxiter: [
+      solve(x0, maxiter) for (solve, _), x0 in zip(parts, x0s)])(
+          [x0 for _, x0, _ in cases], maxiter)
+  jax.effects_barrier()
+  return [read(out) for (_, read), out in zip(parts, outs)]
 
+
+def _flat_value_and_grad(fun, x0):
+  """``fun`` and its gradient on the flattened params, jitted: what scipy
+  calls, and what measures the gradient norm at both answers."""
+  from jax.flatten_util import ravel_pytree
   flat0, unravel = ravel_pytree(x0)
   value_and_grad = jax.jit(jax.value_and_grad(lambda v: fun(unravel(v))))
+  return flat0, unravel, value_and_grad
+
+
+def scipy_solve(fun, x0, gtol, maxiter=MAXITER, value_and_grad=None):
+  """scipy.optimize.minimize(method="L-BFGS-B") on the flattened params."""
+  from scipy.optimize import minimize
+
+  flat0, unravel, own = _flat_value_and_grad(fun, x0)
+  value_and_grad = own if value_and_grad is None else value_and_grad
   counter = {"evals": 0}
 
   def f(v):
@@ -189,17 +221,36 @@ def scipy_solve(fun, x0, gtol, maxiter=MAXITER):
           "nfev": int(res.nfev), "message": str(res.message)}
 
 
-def compare(problem: Problem) -> dict:
-  """Both solves of ``problem``, with the gradient norms at their answers."""
-  gtol = GTOL / math.sqrt(_size(problem.x0))
-  ours = gradtx_solve(problem.fun, problem.x0, gtol)
-  ref = scipy_solve(problem.fun, problem.x0, gtol)
-  grad_norm = jax.jit(lambda x: gradtx.tree_global_norm(
-      jax.grad(problem.fun)(x)))
-  ours["grad_norm"] = float(grad_norm(ours["x"]))
-  ref["grad_norm"] = float(grad_norm(ref["x"]))
+def _gtol(problem: Problem) -> float:
+  return GTOL / math.sqrt(_size(problem.x0))
+
+
+def _finish(problem: Problem, ours: dict) -> dict:
+  """scipy's solve of ``problem`` next to ``ours``, with the gradient norms
+  at both answers."""
+  from jax.flatten_util import ravel_pytree
+  gtol = _gtol(problem)
+  _, _, value_and_grad = _flat_value_and_grad(problem.fun, problem.x0)
+  ref = scipy_solve(problem.fun, problem.x0, gtol,
+                    value_and_grad=value_and_grad)
+  for result in (ours, ref):
+    grad = value_and_grad(ravel_pytree(result["x"])[0])[1]
+    result["grad_norm"] = float(np.linalg.norm(np.asarray(grad)))
   return {"problem": problem, "n": _size(problem.x0), "gtol": gtol,
           "gradtx": ours, "scipy": ref}
+
+
+def compare(problem: Problem) -> dict:
+  """Both solves of ``problem``, with the gradient norms at their answers."""
+  return _finish(problem, gradtx_solve(problem.fun, problem.x0,
+                                       _gtol(problem)))
+
+
+def compare_all(problems: list[Problem]) -> list[dict]:
+  """:func:`compare` for each of ``problems``, gradtx's solves all in one
+  jitted program."""
+  ours = gradtx_solves([(p.fun, p.x0, _gtol(p)) for p in problems])
+  return [_finish(p, o) for p, o in zip(problems, ours)]
 
 
 def table(rows: list[dict]) -> str:
@@ -331,7 +382,7 @@ def main(argv=None):
   ap.add_argument("--print", action="store_true",
                   help="print the table instead of writing docs/lbfgs.md")
   args = ap.parse_args(argv)
-  rows = [compare(p) for p in problems()]
+  rows = compare_all(problems())
   if args.print:
     print(table(rows))
   else:

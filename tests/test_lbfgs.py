@@ -8,6 +8,7 @@ state structure and errors. jit == eager, dtypes and state structure are also
 checked for ``lbfgs`` by the registry-driven tests/test_properties.py.
 """
 
+import functools
 import importlib.util
 import math
 import pathlib
@@ -52,6 +53,18 @@ def _step_fn(tx, fun, vg_from_state=gradtx.value_and_grad_from_state,
   return step
 
 
+def _paths(runs, x0, steps):
+  """Runs each ``(step, init_state)`` of ``runs`` for ``steps`` steps from
+  ``x0``, all in one compiled program: the params and the states after
+  each step, stacked."""
+  def path(step, state):
+    def body(carry, _):
+      carry = step(*carry)
+      return carry, carry
+    return jax.lax.scan(body, (x0, state), length=steps)[1]
+  return jax.jit(lambda: [path(step, state) for step, state in runs])()
+
+
 # --- the same minimum as scipy's L-BFGS-B, with comparable evaluations -----
 
 
@@ -59,7 +72,7 @@ def _step_fn(tx, fun, vg_from_state=gradtx.value_and_grad_from_state,
 def comparisons():
   pytest.importorskip("scipy")
   pytest.importorskip("sklearn")
-  rows = [table_script.compare(p) for p in table_script.problems()]
+  rows = table_script.compare_all(table_script.problems())
   return {r["problem"].name: r for r in rows}
 
 
@@ -226,17 +239,43 @@ def _flat(tree):
                          np.asarray(tree["w"]).ravel()])
 
 
+TWO_LOOP_CONFIGS = [(m, scale_init, skip) for skip in (False, True)
+                    for m, scale_init in [(3, True), (10, True), (2, False)]]
+
+
+@functools.cache
+def two_loop_runs():
+  """scale_by_lbfgs on _curvature_sequence in each of TWO_LOOP_CONFIGS
+  ``(memory_size, scale_init_precond, skip_nonpositive_curvature)``, all
+  in one compiled program: {config: (directions, states)}, stacked over
+  the steps."""
+  ws, gs = _curvature_sequence()
+  ws = jax.tree.map(lambda *x: jnp.stack(x), *[_as_tree(w) for w in ws])
+  gs = jax.tree.map(lambda *x: jnp.stack(x), *[_as_tree(g) for g in gs])
+
+  def run(m, scale_init, skip):
+    tx = gradtx.scale_by_lbfgs(memory_size=m, scale_init_precond=scale_init,
+                               skip_nonpositive_curvature=skip)
+
+    def step(state, wg):
+      d, state = tx.update(wg[1], state, wg[0])
+      return state, (d, state)
+
+    w0 = jax.tree.map(lambda x: x[0], ws)
+    return jax.lax.scan(step, tx.init(w0), (ws, gs))[1]
+
+  runs = jax.jit(lambda: [run(*c) for c in TWO_LOOP_CONFIGS])()
+  return dict(zip(TWO_LOOP_CONFIGS, runs))
+
+
 @pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.parametrize("m,scale_init", [(3, True), (10, True), (2, False)])
 def test_two_loop_recursion_matches_algorithm_7_4(m, scale_init, skip):
   ws, gs = _curvature_sequence()
   ref = lbfgs_direction_reference(ws, gs, m, scale_init, skip)
-  tx = gradtx.scale_by_lbfgs(memory_size=m, scale_init_precond=scale_init,
-                             skip_nonpositive_curvature=skip)
-  state = tx.init(_as_tree(ws[0]))
-  update = jax.jit(tx.update)
-  for k, (w, g) in enumerate(zip(ws, gs)):
-    d, state = update(_as_tree(g), state, _as_tree(w))
+  directions, _ = two_loop_runs()[m, scale_init, skip]
+  for k in range(len(ws)):
+    d = jax.tree.map(lambda x: x[k], directions)
     # Leaves flatten in key order, b before w.
     expect = np.concatenate([ref[k][6:], ref[k][:6]])
     np.testing.assert_allclose(_flat(d), expect, rtol=1e-11, atol=1e-13,
@@ -244,21 +283,21 @@ def test_two_loop_recursion_matches_algorithm_7_4(m, scale_init, skip):
 
 
 def test_pairs_with_nonpositive_curvature_get_no_weight_when_asked():
-  ws, gs = _curvature_sequence()
-  tx = gradtx.scale_by_lbfgs(memory_size=3, skip_nonpositive_curvature=True)
-  update = jax.jit(tx.update)
-  state = tx.init(_as_tree(ws[0]))
-  for k in range(5):
-    before = state
-    _, state = update(_as_tree(gs[k]), state, _as_tree(ws[k]))
+  # The states after each call with skip_nonpositive_curvature=True and
+  # with the default rule, memory 3.
+  _, skipping = two_loop_runs()[3, True, True]
+  _, default = two_loop_runs()[3, True, False]
+  state = jax.tree.map(lambda x: x[4], skipping)
   # Calls 1-3 stored pairs in slots 0-2; the pair of call 4 (s.y < 0) went
   # to slot 0 with no weight. optax's rule (the default) weighs it 1/s.y < 0.
   assert int(state.count) == 5
   w = np.asarray(state.weights_memory)
   assert w[0] == 0.0 and w[1] > 0 and w[2] > 0
-  _, default = jax.jit(gradtx.scale_by_lbfgs(memory_size=3).update)(
-      _as_tree(gs[4]), before, _as_tree(ws[4]))
-  assert float(default.weights_memory[0]) < 0
+  # Up to call 4 both rules kept the same state; from it, the default rule
+  # weighs the new pair.
+  for a, b in zip(jax.tree.leaves(skipping), jax.tree.leaves(default)):
+    np.testing.assert_array_equal(a[:4], b[:4])
+  assert float(default.weights_memory[4, 0]) < 0
 
 
 def test_pairs_whose_curvature_underflows_get_no_weight_when_asked():
@@ -281,21 +320,19 @@ def test_pairs_whose_curvature_underflows_get_no_weight_when_asked():
 def test_matches_optax_lbfgs_step_by_step_on_rosenbrock():
   # 35 steps to the minimum: the memory of 10 pairs wraps around.
   x0, steps = jnp.array([-1.2, 1.0]), 40
-  ours = jax.jit(_step_fn(gradtx.lbfgs(), rosenbrock))
-  theirs = jax.jit(_step_fn(optax.lbfgs(), rosenbrock,
-                            optax.value_and_grad_from_state,
-                            optax.apply_updates))
-  x, s = x0, gradtx.lbfgs().init(x0)
-  y, t = x0, optax.lbfgs().init(x0)
+  (xs, s), (ys, t) = _paths([
+      (_step_fn(gradtx.lbfgs(), rosenbrock), gradtx.lbfgs().init(x0)),
+      (_step_fn(optax.lbfgs(), rosenbrock, optax.value_and_grad_from_state,
+                optax.apply_updates), optax.lbfgs().init(x0))], x0, steps)
   for k in range(steps):
-    x, s = ours(x, s)
-    y, t = theirs(y, t)
-    np.testing.assert_allclose(x, y, rtol=0, atol=1e-9, err_msg=f"step {k}")
-    assert int(s[-1].info.num_linesearch_steps) == int(
-        t[-1].info.num_linesearch_steps), f"step {k}"
-    np.testing.assert_allclose(s[-1].learning_rate, t[-1].learning_rate,
-                               rtol=1e-7)
-  np.testing.assert_allclose(x, jnp.ones_like(x0), atol=1e-8)
+    np.testing.assert_allclose(xs[k], ys[k], rtol=0, atol=1e-9,
+                               err_msg=f"step {k}")
+    assert int(s[-1].info.num_linesearch_steps[k]) == int(
+        t[-1].info.num_linesearch_steps[k]), f"step {k}"
+    np.testing.assert_allclose(s[-1].learning_rate[k],
+                               t[-1].learning_rate[k], rtol=1e-7,
+                               err_msg=f"step {k}")
+  np.testing.assert_allclose(xs[-1], jnp.ones_like(x0), atol=1e-8)
 
 
 def _quartic(x):
@@ -316,25 +353,25 @@ def test_backtracking_with_sgd_matches_optax(store_grad):
       u, state = tx.update(grad, state, x, value=value, grad=grad,
                            value_fn=_quartic)
       return apply(x, u), state
-    return jax.jit(step)
+    return step
 
-  our_step = step_fn(ours, gradtx.apply_updates)
-  their_step = step_fn(theirs, optax.apply_updates)
-  x = y = jnp.array([3.0, -1.0, 0.5])
-  s, t = ours.init(x), theirs.init(y)
+  x0 = jnp.array([3.0, -1.0, 0.5])
+  (xs, s), (ys, t) = _paths([
+      (step_fn(ours, gradtx.apply_updates), ours.init(x0)),
+      (step_fn(theirs, optax.apply_updates), theirs.init(x0))], x0, 6)
   for k in range(6):
-    x, s = our_step(x, s)
-    y, t = their_step(y, t)
+    x, y = np.asarray(xs[k]), np.asarray(ys[k])
     np.testing.assert_allclose(x, y, rtol=1e-12, err_msg=f"step {k}")
-    assert float(s[-1].learning_rate) == pytest.approx(
-        float(t[-1].learning_rate), rel=1e-12)
-    assert int(s[-1].info.num_linesearch_steps) == int(
-        t[-1].info.num_linesearch_steps)
+    # _quartic and its gradient at x, in NumPy.
+    value = np.sum((x - 1.0) ** 4) + np.sum(np.arange(x.size) * x ** 2)
+    grad = 4.0 * (x - 1.0) ** 3 + 2.0 * np.arange(x.size) * x
+    assert float(s[-1].learning_rate[k]) == pytest.approx(
+        float(t[-1].learning_rate[k]), rel=1e-12)
+    assert int(s[-1].info.num_linesearch_steps[k]) == int(
+        t[-1].info.num_linesearch_steps[k])
     if store_grad:
-      np.testing.assert_allclose(s[-1].grad, jax.grad(_quartic)(x),
-                                 rtol=1e-12)
-      assert float(s[-1].value) == pytest.approx(float(_quartic(x)),
-                                                 rel=1e-14)
+      np.testing.assert_allclose(s[-1].grad[k], grad, rtol=1e-12)
+      assert float(s[-1].value[k]) == pytest.approx(value, rel=1e-14)
     else:
       assert s[-1].grad is None
 
@@ -357,24 +394,28 @@ def _strict_zoom_step(w):
   return value, grad, updates, state
 
 
+_rosenbrock_value_and_grad = jax.jit(jax.value_and_grad(rosenbrock))
+
+
 @pytest.mark.parametrize("start", [[-1.2, 1.0], [2.0, -1.0], [0.3, 0.9]])
 def test_zoom_step_satisfies_the_strong_wolfe_conditions(start):
   w = jnp.asarray(start)
   value, grad, updates, state = _strict_zoom_step(w)
+  grad, updates = np.asarray(grad), np.asarray(updates)
   u = -1e-3 * grad
   eta = float(state[-1].learning_rate)
   assert eta > 0
   np.testing.assert_allclose(updates, eta * u, rtol=1e-15)
-  new = w + updates
+  new_value, new_grad = _rosenbrock_value_and_grad(w + updates)
+  new_value, new_grad = float(new_value), np.asarray(new_grad)
   slope0 = float(grad @ u)
-  assert float(rosenbrock(new)) <= float(value) + C1 * eta * slope0
-  assert abs(float(jax.grad(rosenbrock)(new) @ u)) <= C2 * abs(slope0)
+  assert new_value <= float(value) + C1 * eta * slope0
+  assert abs(float(new_grad @ u)) <= C2 * abs(slope0)
   assert float(state[-1].info.decrease_error) == 0.0
   assert float(state[-1].info.curvature_error) == 0.0
   # The stored value and gradient are those of the accepted point.
-  np.testing.assert_allclose(state[-1].value, rosenbrock(new), rtol=1e-14)
-  np.testing.assert_allclose(state[-1].grad, jax.grad(rosenbrock)(new),
-                             rtol=1e-13)
+  np.testing.assert_allclose(state[-1].value, new_value, rtol=1e-14)
+  np.testing.assert_allclose(state[-1].grad, new_grad, rtol=1e-13)
 
 
 def _barrier(x):
@@ -391,16 +432,21 @@ def _barrier(x):
                                             store_grad=True)],
     ids=["zoom", "backtracking"])
 def test_line_searches_back_off_from_non_finite_values(linesearch):
-  w = jnp.array([0.0])
   tx = gradtx.chain(gradtx.scale(-1.0), linesearch)
-  value, grad = jax.value_and_grad(_barrier)(w)
-  updates, state = tx.update(grad, tx.init(w), w, value=value, grad=grad,
-                             value_fn=_barrier)
-  new = w + updates
+
+  @jax.jit
+  def step(w):
+    value, grad = jax.value_and_grad(_barrier)(w)
+    updates, state = tx.update(grad, tx.init(w), w, value=value, grad=grad,
+                               value_fn=_barrier)
+    new = w + updates
+    return value, new, state, jax.value_and_grad(_barrier)(new)
+
+  value, new, state, (new_value, new_grad) = step(jnp.array([0.0]))
   assert 0.0 < float(new[0]) < 1.0
-  assert float(_barrier(new)) < float(value)
-  assert float(state[-1].value) == pytest.approx(float(_barrier(new)))
-  np.testing.assert_allclose(state[-1].grad, jax.grad(_barrier)(new))
+  assert float(new_value) < float(value)
+  assert float(state[-1].value) == pytest.approx(float(new_value))
+  np.testing.assert_allclose(state[-1].grad, new_grad)
   assert float(state[-1].info.decrease_error) == 0.0
 
 
@@ -487,17 +533,24 @@ def test_dtypes_kept_and_state_structure_stable(dtype, which):
 
 def test_bfloat16_params_train():
   tx = _make("zoom")
-  p = _tree_params(jnp.bfloat16)
-  state = tx.init(p)
-  step = jax.jit(_dtype_step(tx, "zoom"))
-  start = float(_tree_rosenbrock(p))
-  for _ in range(8):
-    updates, state = step(p, state)
-    assert all(bool(jnp.all(jnp.isfinite(u)))
-               for u in jax.tree.leaves(updates))
-    p = gradtx.apply_updates(p, updates)
+  p0 = _tree_params(jnp.bfloat16)
+
+  @jax.jit
+  def train():
+    def body(carry, _):
+      p, state = carry
+      updates, state = _dtype_step(tx, "zoom")(p, state)
+      finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(u))
+                                  for u in jax.tree.leaves(updates)]))
+      return (gradtx.apply_updates(p, updates), state), finite
+
+    (p, _), finite = jax.lax.scan(body, (p0, tx.init(p0)), length=8)
+    return p, finite, _tree_rosenbrock(p0), _tree_rosenbrock(p)
+
+  p, finite, start, end = train()
+  assert bool(jnp.all(finite)), finite
   assert all(q.dtype == jnp.bfloat16 for q in jax.tree.leaves(p))
-  assert float(_tree_rosenbrock(p)) < 0.5 * start
+  assert float(end) < 0.5 * float(start)
 
 
 # --- errors that say what to do ---------------------------------------------
@@ -573,7 +626,7 @@ def test_history_is_strongly_typed_for_weakly_typed_params():
 def test_state_stays_strongly_typed_after_a_step():
   x = jnp.asarray(0.3)  # weakly typed
   tx = gradtx.scale_by_lbfgs(3)
-  _, state = tx.update(2 * x, tx.init(x), x)
+  _, state = jax.jit(tx.update)(2 * x, tx.init(x), x)
   for leaf in jax.tree.leaves(state):
     assert not leaf.weak_type
 
@@ -592,22 +645,18 @@ def test_fixed_steps_match_optax_step_by_step_on_himmelblau(scale_init):
     tx = lib.lbfgs(learning_rate=1e-3, memory_size=5, linesearch=None,
                    scale_init_precond=scale_init)
 
-    @jax.jit
     def step(w, state):
       updates, state = tx.update(jax.grad(himmelblau)(w), state, w)
       return lib.apply_updates(w, updates), state
 
-    w = jnp.array([1.0, 1.0])
-    state, path = tx.init(w), []
-    for _ in range(60):
-      w, state = step(w, state)
-      path.append(w)
-    return np.stack(path), state
+    return step, tx.init(jnp.array([1.0, 1.0]))
 
-  ours, our_state = run(gradtx)
-  theirs, their_state = run(optax)
+  (ours, our_states), (theirs, their_states) = _paths(
+      [run(gradtx), run(optax)], jnp.array([1.0, 1.0]), 60)
   np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
   # optax's state, field for field and leaf for leaf.
+  our_state = jax.tree.map(lambda x: x[-1], our_states)
+  their_state = jax.tree.map(lambda x: x[-1], their_states)
   assert our_state[0]._fields == their_state[0]._fields
   for a, b in zip(jax.tree.leaves(our_state[0]),
                   jax.tree.leaves(their_state[0])):
@@ -621,20 +670,16 @@ def test_complex_params_match_optax_step_by_step():
   def run(lib):
     tx = lib.lbfgs(learning_rate=0.1, memory_size=3, linesearch=None)
 
-    @jax.jit
     def step(w, state):
       # optax's convention for complex params: step along conj(grad).
       updates, state = tx.update(jnp.conj(jax.grad(f)(w)), state, w)
       return lib.apply_updates(w, updates), state
 
-    w = jnp.zeros(2, jnp.complex128)
-    state, path = tx.init(w), []
-    for _ in range(6):
-      w, state = step(w, state)
-      path.append(w)
-    return np.stack(path)
+    return step, tx.init(jnp.zeros(2, jnp.complex128))
 
-  np.testing.assert_allclose(run(gradtx), run(optax), rtol=1e-9)
+  (ours, _), (theirs, _) = _paths([run(gradtx), run(optax)],
+                                  jnp.zeros(2, jnp.complex128), 6)
+  np.testing.assert_allclose(ours, theirs, rtol=1e-9)
 
 
 def test_init_takes_abstract_params_like_optax():
