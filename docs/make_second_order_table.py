@@ -40,6 +40,7 @@ num_hvp_evals)`` (``num_jac_evals`` for least squares) as
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import pathlib
 import warnings
@@ -239,34 +240,53 @@ def _step(tx, f, value_and_grad, x, state):
   return x, state, jnp.max(jnp.abs(jax.grad(f)(x)))
 
 
+@functools.cache
+def _evaluations(residuals):
+  """What scipy's callbacks read of ``residuals`` at ``x``: its cost
+  ``f = sum(r**2)``, the gradient, the Hessian-vector product with ``v``,
+  the residuals and their Jacobian, all from one jitted function (one
+  compilation per problem instead of one per callback)."""
+  f = objective(residuals)
+
+  @jax.jit
+  def evaluate(x, v):
+    value, grad = jax.value_and_grad(f)(x)
+    return dict(value=value, grad=grad,
+                hvp=jax.jvp(jax.grad(f), (x,), (v,))[1],
+                residuals=residuals(x), jac=jax.jacfwd(residuals)(x))
+
+  def read(x, v=None):
+    x = np.asarray(x, np.float64)
+    return {k: np.asarray(a) for k, a in evaluate(
+        x, np.zeros_like(x) if v is None else np.asarray(v, np.float64),
+    ).items()}
+
+  return read
+
+
 def scipy_solve(method, residuals, x0):
   import scipy.optimize as so
   x0 = np.asarray(x0, np.float64)
+  evaluate = _evaluations(residuals)
   if method in LEAST_SQUARES:
     # scipy has no pure Gauss-Newton: gauss_newton is compared with its
     # Levenberg-Marquardt (MINPACK), the method that safeguards it there.
-    r = jax.jit(residuals)
-    jac = jax.jit(jax.jacfwd(residuals))
-    res = so.least_squares(lambda x: np.asarray(r(x)),
-                           x0, jac=lambda x: np.asarray(jac(x)), method="lm")
+    res = so.least_squares(lambda x: evaluate(x)["residuals"], x0,
+                           jac=lambda x: evaluate(x)["jac"], method="lm")
     return dict(value=2.0 * float(res.cost), evals=res.nfev + (res.njev or 0),
                 fun=res.nfev, grad=0, hvp=res.njev or 0, steps=None,
                 x=res.x)
-  f = objective(residuals)
-  fg = jax.jit(jax.value_and_grad(f))
-  fv = jax.jit(f)
-  g = jax.jit(jax.grad(f))
-  hvp = jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     if method == "bfgs":
-      res = so.minimize(lambda x: tuple(np.asarray(a) for a in fg(x)), x0,
+      res = so.minimize(lambda x: (float(evaluate(x)["value"]),
+                                   evaluate(x)["grad"]), x0,
                         jac=True, method="BFGS",
                         options={"gtol": SCIPY_GTOL, "maxiter": MAXITER})
     else:
-      res = so.minimize(lambda x: float(fv(x)), x0,
-                        jac=lambda x: np.asarray(g(x)),
-                        hessp=lambda x, p: np.asarray(hvp(x, p)),
+      res = so.minimize(lambda x: float(evaluate(x)["value"]), x0,
+                        jac=lambda x: evaluate(x)["grad"],
+                        hessp=lambda x, p: evaluate(x, p)["hvp"],
                         method="Newton-CG", options={"maxiter": MAXITER})
   nhev = getattr(res, "nhev", 0) or 0
   njev = getattr(res, "njev", 0) or 0

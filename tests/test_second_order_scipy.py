@@ -6,7 +6,8 @@ set against scipy's Levenberg-Marquardt: it reaches the same minima except
 where the docs say it stalls. The solves are
 docs/make_second_order_table.py's: gradtx's all in one jitted program (one
 compilation instead of one per method and problem), scipy's Levenberg-Marquardt
-once per problem for both least-squares methods."""
+once per problem for both least-squares methods, scipy's callbacks reading
+one jitted function per problem."""
 
 import pathlib
 import sys
