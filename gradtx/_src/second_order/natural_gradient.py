@@ -128,11 +128,14 @@ def scale_by_natural_gradient(damping: Any = 1e-3, max_cg_steps: int = 10,
     ...   return -jnp.mean(jnp.take_along_axis(
     ...       jax.nn.log_softmax(logits(w)), labels[:, None], axis=1))
     >>> tx = gradtx.natural_gradient(1.0)
+    >>> @jax.jit
+    ... def step(w, state):
+    ...   u, state = tx.update(jax.grad(loss)(w), state, w, output_fn=logits)
+    ...   return gradtx.apply_updates(w, u), state
     >>> w = jnp.zeros((2, 2))
     >>> state = tx.init(w)
     >>> for _ in range(5):
-    ...   u, state = tx.update(jax.grad(loss)(w), state, w, output_fn=logits)
-    ...   w = gradtx.apply_updates(w, u)
+    ...   w, state = step(w, state)
     >>> print(float(loss(w)) < 0.05)
     True
   """

@@ -97,11 +97,13 @@ def scale_by_newton(damping: Any = 0.0) -> base.GradientTransformation:
     damping: :math:`\mu \ge 0`.
 
   Example:
-    >>> import gradtx, jax.numpy as jnp
+    >>> import gradtx, jax, jax.numpy as jnp
     >>> f = lambda w: w[0] ** 2 + 10 * w[1] ** 2
     >>> tx = gradtx.scale_by_newton()
-    >>> w = jnp.array([1.0, 1.0])
-    >>> d, _ = tx.update(jnp.array([2.0, 20.0]), tx.init(w), w, value_fn=f)
+    >>> @jax.jit   # forms and factors the Hessian in one compiled call
+    ... def direction(g, w):
+    ...   return tx.update(g, tx.init(w), w, value_fn=f)[0]
+    >>> d = direction(jnp.array([2.0, 20.0]), jnp.array([1.0, 1.0]))
     >>> print(d)   # H^-1 g: one step against it reaches the minimum
     [1. 1.]
   """
