@@ -53,17 +53,17 @@ def _step_fn(tx, fun, vg_from_state=gradtx.value_and_grad_from_state,
   return step
 
 
-def _paths(runs, x0, steps):
+def _paths(runs, x0=None, steps=None):
   """Runs each ``(step, init_state)`` of ``runs`` for ``steps`` steps from
-  ``x0``, all in one compiled program: the params and the states after
-  each step, stacked, as NumPy arrays."""
-  def path(step, state):
+  ``x0`` (or each ``(step, init_state, x0, steps)``), all in one compiled
+  program: the params and the states after each step, stacked, as NumPy
+  arrays."""
+  def path(step, state, x0=x0, steps=steps):
     def body(carry, _):
       carry = step(*carry)
       return carry, carry
     return jax.lax.scan(body, (x0, state), length=steps)[1]
-  return jax.device_get(
-      jax.jit(lambda: [path(step, state) for step, state in runs])())
+  return jax.device_get(jax.jit(lambda: [path(*run) for run in runs])())
 
 
 # --- the same minimum as scipy's L-BFGS-B, with comparable evaluations -----
@@ -319,13 +319,43 @@ def test_pairs_whose_curvature_underflows_get_no_weight_when_asked():
 # --- optax 0.2.8, step by step ---------------------------------------------
 
 
+ROSENBROCK_X0 = jnp.array([-1.2, 1.0])
+LSTSQ_DATA = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]])
+LSTSQ_TARGET = np.array([1.0, 0.0, 2.0])
+
+
+def _lstsq(w, data, target):
+  return 0.5 * jnp.sum((data @ w - target) ** 2)
+
+
+@functools.cache
+def float64_lbfgs_paths():
+  """In one compiled program: 40 steps of gradtx's and optax's lbfgs on
+  rosenbrock from ROSENBROCK_X0, and 8 steps of gradtx's on _lstsq, whose
+  data reach the objective as extra arguments by name."""
+  x0 = ROSENBROCK_X0
+  tx = gradtx.lbfgs()
+  vg = gradtx.value_and_grad_from_state(_lstsq)
+  data, target = jnp.asarray(LSTSQ_DATA), jnp.asarray(LSTSQ_TARGET)
+
+  def lstsq_step(w, state):
+    value, grad = vg(w, state=state, data=data, target=target)
+    updates, state = tx.update(grad, state, w, value=value, grad=grad,
+                               value_fn=_lstsq, data=data, target=target)
+    return gradtx.apply_updates(w, updates), state
+
+  return _paths([
+      (_step_fn(gradtx.lbfgs(), rosenbrock), gradtx.lbfgs().init(x0), x0,
+       40),
+      (_step_fn(optax.lbfgs(), rosenbrock, optax.value_and_grad_from_state,
+                optax.apply_updates), optax.lbfgs().init(x0), x0, 40),
+      (lstsq_step, tx.init(jnp.zeros(2)), jnp.zeros(2), 8)])
+
+
 def test_matches_optax_lbfgs_step_by_step_on_rosenbrock():
   # 35 steps to the minimum: the memory of 10 pairs wraps around.
-  x0, steps = jnp.array([-1.2, 1.0]), 40
-  (xs, s), (ys, t) = _paths([
-      (_step_fn(gradtx.lbfgs(), rosenbrock), gradtx.lbfgs().init(x0)),
-      (_step_fn(optax.lbfgs(), rosenbrock, optax.value_and_grad_from_state,
-                optax.apply_updates), optax.lbfgs().init(x0))], x0, steps)
+  (xs, s), (ys, t), _ = float64_lbfgs_paths()
+  x0, steps = ROSENBROCK_X0, 40
   for k in range(steps):
     np.testing.assert_allclose(xs[k], ys[k], rtol=0, atol=1e-9,
                                err_msg=f"step {k}")
@@ -427,24 +457,33 @@ def _barrier(x):
   return jnp.sum(jnp.where(x < 1.0, inside, jnp.nan))
 
 
-@pytest.mark.parametrize("linesearch", [
-    gradtx.scale_by_zoom_linesearch(max_linesearch_steps=30,
-                                    initial_guess_strategy="one"),
-    gradtx.scale_by_backtracking_linesearch(max_backtracking_steps=30,
-                                            store_grad=True)],
-    ids=["zoom", "backtracking"])
-def test_line_searches_back_off_from_non_finite_values(linesearch):
-  tx = gradtx.chain(gradtx.scale(-1.0), linesearch)
+@functools.cache
+def barrier_steps():
+  """One step along -grad from 0 on _barrier with each line search, in one
+  compiled program: {name: (value, new params, state, (value, grad) at
+  the new params)}."""
+  searches = {
+      "zoom": gradtx.scale_by_zoom_linesearch(max_linesearch_steps=30,
+                                              initial_guess_strategy="one"),
+      "backtracking": gradtx.scale_by_backtracking_linesearch(
+          max_backtracking_steps=30, store_grad=True)}
 
-  @jax.jit
-  def step(w):
+  def step(linesearch, w):
+    tx = gradtx.chain(gradtx.scale(-1.0), linesearch)
     value, grad = jax.value_and_grad(_barrier)(w)
     updates, state = tx.update(grad, tx.init(w), w, value=value, grad=grad,
                                value_fn=_barrier)
     new = w + updates
     return value, new, state, jax.value_and_grad(_barrier)(new)
 
-  value, new, state, (new_value, new_grad) = step(jnp.array([0.0]))
+  return jax.jit(lambda w: {name: step(ls, w)
+                            for name, ls in searches.items()})(
+                                jnp.array([0.0]))
+
+
+@pytest.mark.parametrize("linesearch", ["zoom", "backtracking"])
+def test_line_searches_back_off_from_non_finite_values(linesearch):
+  value, new, state, (new_value, new_grad) = barrier_steps()[linesearch]
   assert 0.0 < float(new[0]) < 1.0
   assert float(new_value) < float(value)
   assert float(state[-1].value) == pytest.approx(float(new_value))
@@ -453,26 +492,10 @@ def test_line_searches_back_off_from_non_finite_values(linesearch):
 
 
 def test_extra_args_reach_value_fn_by_name():
-  a = jnp.array([[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]])
-  b = jnp.array([1.0, 0.0, 2.0])
-
-  def fun(w, data, target):
-    return 0.5 * jnp.sum((data @ w - target) ** 2)
-
-  tx = gradtx.lbfgs()
-  vg = gradtx.value_and_grad_from_state(fun)
-
-  @jax.jit
-  def step(w, state, data, target):
-    value, grad = vg(w, state=state, data=data, target=target)
-    updates, state = tx.update(grad, state, w, value=value, grad=grad,
-                               value_fn=fun, data=data, target=target)
-    return gradtx.apply_updates(w, updates), state
-
-  w, state = jnp.zeros(2), tx.init(jnp.zeros(2))
-  for _ in range(8):
-    w, state = step(w, state, a, b)
-  np.testing.assert_allclose(w, jnp.linalg.lstsq(a, b)[0], rtol=1e-9)
+  _, _, (ws, _) = float64_lbfgs_paths()   # 8 steps
+  np.testing.assert_allclose(
+      ws[-1], np.linalg.lstsq(LSTSQ_DATA, LSTSQ_TARGET, rcond=None)[0],
+      rtol=1e-9)
 
 
 # --- jit, dtypes, state structure -------------------------------------------
