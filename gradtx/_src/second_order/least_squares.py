@@ -242,12 +242,12 @@ def levenberg_marquardt(radius_factor: Any = 100.0, scaled: bool = True,
 
   Example:
     >>> import gradtx, jax.numpy as jnp
-    >>> def r(w):   # Rosenbrock as least squares
-    ...   return jnp.stack([10 * (w[1] - w[0] ** 2), 1 - w[0]])
-    >>> result = gradtx.least_squares(r, jnp.array([-1.2, 1.0]),
+    >>> t = jnp.linspace(0.0, 1.0, 5)   # fit a * exp(k t) to 2 exp(-t)
+    >>> r = lambda w: w[0] * jnp.exp(w[1] * t) - 2.0 * jnp.exp(-t)
+    >>> result = gradtx.least_squares(r, jnp.array([1.0, 0.0]),
     ...                               gradtx.levenberg_marquardt())
     >>> print(jnp.round(result.params, 6), bool(result.converged))
-    [1. 1.] True
+    [ 2. -1.] True
   """
   fn = "levenberg_marquardt"
   V.check_positive(fn, "radius_factor", radius_factor)
