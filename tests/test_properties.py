@@ -43,25 +43,76 @@ def _eager_steps(name, dtype):
                    _grads_seq())
 
 
+def _arg_types(tree):
+  """What jax.jit keys its compiled programs on: the tree structure and
+  each leaf's type (shape, dtype, weak type)."""
+  return (jax.tree.structure(tree),
+          tuple(jax.typeof(x) for x in jax.tree.leaves(tree)))
+
+
+def _jitted_steps(specs):
+  """STEPS float64 steps of every entry in ``specs`` at once, through one
+  jitted step that takes {name: grads}, {name: state}, {name: params}, with
+  the states donated as a training step does (init must not hand the same
+  buffer to two state leaves). XLA compiles one program holding every
+  entry's update in far less time than one program per entry.
+
+  Returns {name: (final state, final params)}, {name: [what jax.jit keys
+  its cache on, for that entry's arguments, at each call]} and how many
+  times the step was traced.
+  """
+  txs = {s.name: s.make(LR) for s in specs}
+  updates = {s.name: eager_update(s, txs[s.name]) for s in specs}
+  traces = []
+
+  def step(gs, ss, ps):
+    traces.append(1)
+    out = {n: updates[n](gs[n], ss[n], ps[n]) for n in gs}
+    return ({n: u for n, (u, _) in out.items()},
+            {n: s for n, (_, s) in out.items()})
+
+  step = jax.jit(step, donate_argnums=1)
+  ps = {n: tree_params(jnp.float64) for n in txs}
+  ss = {n: tx.init(ps[n]) for n, tx in txs.items()}
+  types = {n: [] for n in txs}
+  for i in range(STEPS):
+    gs = {n: tree_grads(ps[n], i) for n in txs}
+    for n in txs:
+      types[n].append(_arg_types((gs[n], ss[n], ps[n])))
+    us, ss = step(gs, ss, ps)
+    ps = {n: gradtx.apply_updates(ps[n], us[n]) for n in txs}
+  return {n: (ss[n], ps[n]) for n in txs}, types, len(traces)
+
+
+@functools.cache
+def _all_jitted_steps():
+  """:func:`_jitted_steps` of every entry, or None if that raised (each
+  test then runs its own entry alone, which names the one at fault)."""
+  try:
+    return _jitted_steps(SPECS)
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_jit_equals_eager_and_compiles_once(spec):
-  tx = spec.make(LR)
-  traces = []
-  update = eager_update(spec, tx)
-
-  def step(g, s, p):
-    traces.append(1)
-    return update(g, s, p)
-
+  """Jitted (one program for all entries, see :func:`_jitted_steps`), the
+  step is traced once in STEPS calls: each entry's arguments keep what
+  jax.jit keys its cache on, and nothing else makes the shared step
+  retrace. Its float64 results equal the eager run's."""
+  runs = _all_jitted_steps() or _jitted_steps([spec])
+  finals, types, traces = runs
+  assert len(set(types[spec.name])) == 1, (
+      f"{spec.name}: the jitted step would be traced anew: its arguments "
+      f"changed type between calls: {types[spec.name]}")
+  distinct = len(set(zip(*types.values())))
+  assert traces == distinct, (
+      f"the jitted step was traced {traces} times in {STEPS} calls, for "
+      f"{distinct} different argument types")
+  jit_s, jit_p = finals[spec.name]
   _, eager_s, eager_p = _eager_steps(spec.name, jnp.float64)[-1]
-  # The state is donated, as a training step does: init must not hand
-  # the same buffer to two state leaves.
-  _, jit_s, jit_p = run_steps(tx, jax.jit(step, donate_argnums=1),
-                              tree_params(jnp.float64), _grads_seq())[-1]
-  assert len(traces) == 1, f"{spec.name}: the jitted step was traced " \
-      f"{len(traces)} times in {STEPS} calls"
   for a, b in zip(leaf_arrays((eager_p, eager_s)),
-                  leaf_arrays((jit_p, jit_s))):
+                  leaf_arrays((jit_p, jit_s)), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14,
                                err_msg=spec.name)
 
