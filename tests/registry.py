@@ -167,7 +167,7 @@ SPECS = [
          0.5, 0.3, needs_params=True, needs_outputs=True),
     # vSGD has no learning rate to tune (the lr of the tests is unused).
     Spec("vsgd", lambda lr: gradtx.vsgd(key=KEY), 1.0, 1.0,
-         needs_params=True, needs_objective=True),
+         needs_params=True, needs_objective=True, eager_costly=True),
     # The squared loss of residual outputs: a Gauss-Newton step (at rate
     # 0.5 on Rosenbrock, whose gradient is that of |r|**2, not |r|**2 / 2).
     Spec("natural_gradient", lambda lr: gradtx.natural_gradient(
