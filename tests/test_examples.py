@@ -1,4 +1,5 @@
-"""Smoke tests: every example runs with tiny settings."""
+"""Smoke tests: every example runs with tiny settings (examples/compare.py
+with two of its optimizers: its recorded gallery run trains them all)."""
 
 import importlib.util
 import json
