@@ -6,6 +6,7 @@ ones optax has are also checked against optax, and the two new ones against
 ``torch.optim.lr_scheduler`` over several cycles.
 """
 
+import functools
 import math
 
 import jax
@@ -94,19 +95,31 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("sched,ref,steps,other", [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
-def test_schedule_values(sched, ref, steps, other):
-  jitted = jax.jit(sched)
-  for k in steps:
+@functools.cache
+def _jitted_values():
+  """Per case: the schedule's values jitted at each of its steps (int32
+  scalars), from one jitted program for all cases."""
+  def run(steps):
+    return [[sched(k) for k in ks]
+            for (_, sched, _, _, _), ks in zip(CASES, steps)]
+  return jax.device_get(jax.jit(run)(
+      [[jnp.int32(k) for k in case[3]] for case in CASES]))
+
+
+@pytest.mark.parametrize("i", range(len(CASES)), ids=[c[0] for c in CASES])
+def test_schedule_values(i):
+  _, sched, ref, steps, other = CASES[i]
+  jitted = _jitted_values()[i]
+  for n, k in enumerate(steps):
     expected = float(ref(k))
     np.testing.assert_allclose(float(sched(k)), expected, rtol=1e-9,
                                atol=1e-15, err_msg=f"step {k}")
-    np.testing.assert_allclose(float(jitted(jnp.int32(k))), expected,
+    np.testing.assert_allclose(float(jitted[n]), expected,
                                rtol=1e-9, atol=1e-15, err_msg=f"jit step {k}")
     if other is not None:
-      np.testing.assert_allclose(float(sched(k)), float(other(k)), rtol=1e-12,
-                                 atol=1e-15, err_msg=f"optax step {k}")
+      np.testing.assert_allclose(float(sched(k)), float(other(k)),
+                                 rtol=1e-12, atol=1e-15,
+                                 err_msg=f"optax step {k}")
 
 
 # --- the two new schedules against PyTorch ----------------------------------
@@ -177,13 +190,20 @@ def test_warm_restarts_are_exact_beyond_2_pow_24_in_float32():
     assert float(grow(jnp.int32(2 ** 31 - 1))) >= 0.0
 
 
-@pytest.mark.parametrize("sched", [c[1] for c in CASES],
-                         ids=[c[0] for c in CASES])
-def test_every_schedule_is_finite_at_large_int32_steps(sched):
+@functools.cache
+def _float32_values_at_large_steps():
+  """Per case: its values at BIG and 2**31 - 1, jitted in float32, all
+  from one program."""
   with jax.enable_x64(False):
-    for k in (BIG, 2 ** 31 - 1):
-      v = jax.jit(sched)(jnp.int32(k))
-      assert bool(jnp.isfinite(v)), k
+    steps = [jnp.int32(BIG), jnp.int32(2 ** 31 - 1)]
+    return jax.device_get(jax.jit(lambda steps: [
+        [sched(k) for k in steps] for _, sched, *_ in CASES])(steps))
+
+
+@pytest.mark.parametrize("i", range(len(CASES)), ids=[c[0] for c in CASES])
+def test_every_schedule_is_finite_at_large_int32_steps(i):
+  for k, v in zip((BIG, 2 ** 31 - 1), _float32_values_at_large_steps()[i]):
+    assert v.dtype == np.float32 and np.isfinite(v), k
 
 
 # --- bad arguments ----------------------------------------------------------
