@@ -43,14 +43,19 @@ def _grads(n):
   return tuple(out)
 
 
-def _run(tx, steps=6, jit=True):
-  """Runs ``steps`` updates of ``tx``; returns the per-step updates, params."""
+def _run(tx, steps=6):
+  """Runs ``steps`` updates of ``tx``; returns the per-step updates, params.
+
+  Eagerly: a chain of a new mix of members costs a compilation of its own
+  when jitted, where its eager ops are shared with the other chains here.
+  :func:`_assert_same_run` traces the update as jit would as well."""
   params = _params()
   state = tx.init(params)
-  update = jax.jit(tx.update) if jit else tx.update
+  # Traced, not run: the mixed chain must hold under jit too.
+  jax.eval_shape(tx.update, _grads(1)[0], state, params)
   history = []
   for g in _grads(steps):
-    u, state = update(g, state, params)
+    u, state = tx.update(g, state, params)
     params = optax.apply_updates(params, u)
     history.append(u)
   return history, params
