@@ -1,9 +1,11 @@
 """amsgrad_max, rectify and bound_lr, and the optimizers built from them.
 
-References: optax 0.2.8 (amsgrad, radam; relative 1e-9 in float64), the
-AdaBound authors' code (adabound, amsbound; relative 1e-6 over 200 steps,
-transcribed below in float64 NumPy), and float64 transcriptions of the
-papers' algorithms.
+References: optax 0.2.8 (amsgrad, radam; relative 1e-9 in float64 over 25
+steps), the AdaBound authors' code (adabound, amsbound; relative 1e-6 over
+200 steps, transcribed below in float64 NumPy, run in one jitted program),
+and float64 transcriptions of the papers' algorithms (25 steps). The eager
+runs take 25 steps: RAdam's switch to the rectified update comes at step 6,
+and a wrong formula shows from the first steps.
 """
 
 import functools
@@ -15,10 +17,15 @@ import optax
 import pytest
 
 import gradtx
-from common import (GRADS, PARAMS, assert_close, grad_sequence,
-                    jit_trajectories, trajectory)
+import common
+from common import PARAMS, assert_close, grad_sequence, jit_trajectories
 
 LR = 1e-2
+GRADS = common.GRADS[:25]
+
+
+def trajectory(tx, grads=GRADS, params=PARAMS):
+  return common.trajectory(tx, grads, params)
 
 
 def _leaves(tree):
