@@ -1,4 +1,9 @@
-"""Hyperparameters as schedules, and inject_hyperparams."""
+"""Hyperparameters as schedules, and inject_hyperparams.
+
+The trajectories take 25 steps: the schedules below settle by step 10.
+"""
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +12,10 @@ import optax
 import pytest
 
 import gradtx
-from common import GRADS, PARAMS, assert_close, trajectory
+import common
+from common import GRADS, PARAMS, assert_close
+
+trajectory = functools.partial(common.trajectory, grads=GRADS[:25])
 
 
 def decay_sched(count):
@@ -149,9 +157,10 @@ def test_gradient_with_respect_to_an_injected_decay_at_zero_is_finite():
       u, s = tx.update(g, s, p)
     return jnp.sum(u["w"])
 
+  grad = jax.jit(jax.grad(loss), static_argnums=1)  # b1 traced
   for b1 in (0.0, 0.5, 0.9):
-    ours = jax.grad(loss)(b1, gradtx)
-    theirs = jax.grad(loss)(b1, optax)
+    ours = grad(b1, gradtx)
+    theirs = grad(b1, optax)
     assert np.isfinite(ours), b1
     np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-12)
 
