@@ -1,4 +1,10 @@
-"""lookahead, ranger and swats against float64 transcriptions."""
+"""lookahead, ranger and swats against float64 transcriptions.
+
+The lookahead trajectories take 25 steps: five or more syncs at every
+sync period tested.
+"""
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +12,11 @@ import numpy as np
 import pytest
 
 import gradtx
-from common import GRADS, PARAMS, trajectory
+import common
+from common import PARAMS
+
+GRADS = common.GRADS[:25]
+trajectory = functools.partial(common.trajectory, grads=GRADS)
 
 # --- lookahead: Zhang et al. (2019), Algorithm 1 ------------------------------
 
