@@ -274,15 +274,19 @@ def run_reference(ref, params0: dict, grads: list) -> list:
 
 
 def assert_same_trajectory(lib: list, ref: list) -> None:
-  """Per step and leaf: updates, then params, equal at rtol=1e-9, atol=0."""
+  """Per step and leaf: updates, then params, equal at rtol=1e-9, atol=0.
+  All steps are compared at once; the first step that differs is reported."""
   assert len(lib) == len(ref)
-  for t, ((p_lib, u_lib), (p_ref, u_ref)) in enumerate(zip(lib, ref), 1):
-    for k in p_ref:
-      assert p_lib[k].dtype == np.float64, (k, p_lib[k].dtype)
-      np.testing.assert_allclose(u_lib[k], u_ref[k], rtol=RTOL, atol=0,
-                                 err_msg=f"update at step {t}, leaf {k!r}")
-      np.testing.assert_allclose(p_lib[k], p_ref[k], rtol=RTOL, atol=0,
-                                 err_msg=f"params at step {t}, leaf {k!r}")
+  for k in ref[0][0]:
+    assert all(p[k].dtype == np.float64 for p, _ in lib), k
+    for what, i in (("update", 1), ("params", 0)):
+      ours = np.stack([step[i][k] for step in lib])
+      theirs = np.stack([step[i][k] for step in ref])
+      close = np.isclose(ours, theirs, rtol=RTOL, atol=0, equal_nan=True)
+      for t in np.flatnonzero(~close.reshape(len(lib), -1).all(axis=1))[:1]:
+        np.testing.assert_allclose(
+            ours[t], theirs[t], rtol=RTOL, atol=0,
+            err_msg=f"{what} at step {t + 1}, leaf {k!r}")
 
 
 # --------------------------------------------------------------------------
