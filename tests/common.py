@@ -89,3 +89,19 @@ def assert_close(a, b, rtol=1e-9):
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol,
                                atol=0)
+
+
+def assert_trajectories_close(ours, theirs, rtol=1e-9):
+  """:func:`assert_close` at every step of two trajectories (lists of
+  trees), all steps at once; the first step that differs is reported."""
+  assert len(ours) == len(theirs)
+  a_leaves = zip(*[jax.tree.leaves(step) for step in ours])
+  b_leaves = zip(*[jax.tree.leaves(step) for step in theirs])
+  for n, (a, b) in enumerate(zip(a_leaves, b_leaves)):
+    a, b = np.stack([np.asarray(x) for x in a]), np.stack(
+        [np.asarray(y) for y in b])
+    close = np.isclose(a, b, rtol=rtol, atol=0, equal_nan=True)
+    for t in np.flatnonzero(~close.reshape(len(ours), -1).all(axis=1))[:1]:
+      np.testing.assert_allclose(a[t], b[t], rtol=rtol, atol=0,
+                                 err_msg=f"step {t + 1}, leaf {n}")
+

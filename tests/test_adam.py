@@ -18,7 +18,8 @@ import pytest
 
 import gradtx
 import common
-from common import PARAMS, assert_close, grad_sequence, jit_trajectories
+from common import (PARAMS, assert_close, assert_trajectories_close,
+                    grad_sequence, jit_trajectories)
 
 LR = 1e-2
 GRADS = common.GRADS[:25]
@@ -88,8 +89,7 @@ def test_amsgrad_chain_and_alias_match_optax(kw):
   chained, alias, ref = _amsgrad_txs(kw)
   ref = trajectory(ref)
   for tx in (chained, alias):
-    for a, b in zip(trajectory(tx), ref):
-      assert_close(a, b)
+    assert_trajectories_close(trajectory(tx), ref)
 
 
 @pytest.mark.parametrize("kw", RADAM_OPTS, ids=str)
@@ -97,8 +97,7 @@ def test_radam_chain_and_alias_match_optax(kw):
   chained, alias, ref = _radam_txs(kw)
   ref = trajectory(ref)
   for tx in (chained, alias):
-    for a, b in zip(trajectory(tx), ref):
-      assert_close(a, b)
+    assert_trajectories_close(trajectory(tx), ref)
 
 
 def test_radam_has_an_unadapted_phase_then_switches():

@@ -13,7 +13,7 @@ import pytest
 
 import gradtx
 import common
-from common import GRADS, PARAMS, assert_close
+from common import GRADS, PARAMS, assert_close, assert_trajectories_close
 
 trajectory = functools.partial(common.trajectory, grads=GRADS[:25])
 
@@ -52,8 +52,7 @@ SCHEDULED = [
 @pytest.mark.parametrize("ours,theirs", [c[1:] for c in SCHEDULED],
                          ids=[c[0] for c in SCHEDULED])
 def test_scheduled_hyperparameter_matches_optax_injection(ours, theirs):
-  for a, b in zip(trajectory(ours()), trajectory(theirs())):
-    assert_close(a, b)
+  assert_trajectories_close(trajectory(ours()), trajectory(theirs()))
 
 
 def test_scheduled_final_lr_bounds_adabound():

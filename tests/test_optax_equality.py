@@ -21,6 +21,7 @@ import common
 import gradtx
 
 from common import PARAMS, assert_close as _assert_close
+from common import assert_trajectories_close
 
 STEPS = 25
 GRADS = common.GRADS[:STEPS]
@@ -81,8 +82,7 @@ CASES = [
 def test_named_optimizer_matches_optax(name, args, kwargs):
   ours = _trajectory(getattr(gradtx, name)(*args, **kwargs))
   theirs = _trajectory(getattr(optax, name)(*args, **kwargs))
-  for step, (a, b) in enumerate(zip(ours, theirs)):
-    _assert_close(a, b)
+  assert_trajectories_close(ours, theirs)
 
 
 PRIMITIVES = [
@@ -111,15 +111,13 @@ PRIMITIVES = [
                          ids=[p[0] for p in PRIMITIVES])
 def test_primitive_matches_optax(make):
   ours, theirs = _trajectory(make(gradtx)), _trajectory(make(optax))
-  for a, b in zip(ours, theirs):
-    _assert_close(a, b)
+  assert_trajectories_close(ours, theirs)
 
 
 def test_adam_bfloat16_state_matches_optax_mu_dtype():
   ours = _trajectory(gradtx.adam(1e-2, mu_dtype=jnp.bfloat16))
   theirs = _trajectory(optax.adam(1e-2, mu_dtype=jnp.bfloat16))
-  for a, b in zip(ours, theirs):
-    _assert_close(a, b)
+  assert_trajectories_close(ours, theirs)
 
 
 def test_adadelta_without_learning_rate_is_optax_negated_and_descends():
