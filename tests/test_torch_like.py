@@ -184,19 +184,20 @@ def _trajectories(x64):
                       for k, v in t.items()}
     h, c, noise = cast(H), cast(C), cast(NOISE)
 
-    def trajectories(params):
+    def trajectories(p0):
       # One scan whose step is every transform's step: one loop for XLA
       # to compile instead of one per transform.
       def body(carry, n):
         new = []
         for (tx, sign), (params, state) in zip(txs, carry):
-          grads = jax.tree.map(lambda p, h, c, n: sign * h * (p - c) + n,
-                               params, h, c, n)
+          grads = jax.tree.map(
+              lambda p, h, c, n, sign=sign: sign * h * (p - c) + n,
+              params, h, c, n)
           updates, state = tx.update(grads, state, params)
           new.append((gradtx.apply_updates(params, updates), state))
         return new, [params for params, _ in new]
 
-      start = [(params, tx.init(params)) for tx, _ in txs]
+      start = [(p0, tx.init(p0)) for tx, _ in txs]
       return jax.lax.scan(body, start, noise)[1]
 
     out = jax.jit(trajectories)(cast(P0))
@@ -211,14 +212,14 @@ def _torch_case(i):
 
 
 def _assert_trajectories_agree(label, got, want):
-  for k in SHAPES:
+  for k, shape in SHAPES.items():
+    assert got[k].shape == want[k].shape == (STEPS, *shape), label
     # All steps at once; the first step that differs is reported.
     close = np.isclose(got[k], want[k], rtol=RTOL, atol=RTOL, equal_nan=True)
     for t in np.flatnonzero(~close.reshape(STEPS, -1).all(axis=1))[:1]:
       np.testing.assert_allclose(
           got[k][t], want[k][t], rtol=RTOL, atol=RTOL,
           err_msg=f"{label}: param {k!r} differs at step {t + 1}")
-    assert got[k].shape == want[k].shape == (STEPS,) + SHAPES[k], label
 
 
 def _params():
