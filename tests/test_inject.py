@@ -111,8 +111,9 @@ def test_changing_the_learning_rate_five_times_compiles_once():
   lr_sched = lambda c: jnp.asarray([float(x) for x in schedule])[c]
   ref = ref_tx(lr_sched)
   q, r = params, ref.init(params)
+  grad = jax.jit(jax.grad(loss))
   for _ in schedule:
-    u, r = ref.update(jax.grad(loss)(q), r, q)
+    u, r = ref.update(grad(q), r, q)
     q = gradtx.apply_updates(q, u)
   np.testing.assert_allclose(p["w"], q["w"], rtol=1e-12)
 
@@ -252,7 +253,10 @@ def test_nnx_optimizer_learning_rate_set_between_jitted_steps():
   """Setting the learning rate on an nnx.Optimizer's state, as the
   docstring says: the step is traced once and lr 0 stops the params."""
   nnx = pytest.importorskip("flax.nnx")
-  model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+  # NumPy weights: a JAX draw would compile a sampler for this one shape.
+  kernel = np.random.default_rng(0).standard_normal((3, 2)) / np.sqrt(3)
+  model = nnx.Linear(3, 2, rngs=nnx.Rngs(0),
+                     kernel_init=lambda *_: jnp.asarray(kernel, jnp.float32))
   opt = nnx.Optimizer(
       model, gradtx.inject_hyperparams(gradtx.adam)(learning_rate=1e-2),
       wrt=nnx.Param)
