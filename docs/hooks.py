@@ -26,6 +26,7 @@ content changes, so ``mkdocs serve`` does not rebuild in a loop):
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import logging
@@ -211,10 +212,22 @@ def _literal_all(tree: ast.Module) -> list[str]:
   return names
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_text(text: str) -> ast.Module:
+  return ast.parse(text)
+
+
+def _parse(path: pathlib.Path) -> ast.Module:
+  """``path``'s syntax tree, parsed once per content: a build reads each
+  module once per public name (under ``mkdocs serve`` an edited file is
+  parsed again). Callers must not modify it."""
+  return _parse_text(path.read_text())
+
+
 def public_names() -> list[tuple[str, str]]:
   """``(name, module)`` for every name of ``gradtx.__all__``, where
   ``module`` is the ``gradtx._src`` module it is imported from."""
-  tree = ast.parse((PKG / "__init__.py").read_text())
+  tree = _parse(PKG / "__init__.py")
   origin = {}
   for node in tree.body:
     if isinstance(node, ast.ImportFrom) and node.module:
@@ -234,7 +247,7 @@ def definitions(module: str) -> dict[str, tuple[int, bool]]:
   if not path.exists():
     return {}
   out = {}
-  for node in ast.parse(path.read_text()).body:
+  for node in _parse(path).body:
     if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
       out[node.name] = (node.lineno, isinstance(node, ast.ClassDef))
     elif isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -444,7 +457,7 @@ def summary(module: str, name: str) -> str:
   path = _module_path(module)
   if not path.exists():
     return ""
-  for node in ast.parse(path.read_text()).body:
+  for node in _parse(path).body:
     if (isinstance(node, (ast.FunctionDef, ast.ClassDef))
         and node.name == name):
       doc = (ast.get_docstring(node) or "").strip()
@@ -495,7 +508,7 @@ def index_page(category_of: dict[str, str], uncategorised: list[str]) -> str:
 
 def torch_like_page(repo_url: str) -> str:
   module = "gradtx.torch_like"
-  tree = ast.parse(_module_path(module).read_text())
+  tree = _parse(_module_path(module))
   names = _literal_all(tree)
   # The presets are defined in torch_like.py; the update rules they add are
   # imported from gradtx._src.torch_rules: rules first, then the presets.
@@ -537,7 +550,7 @@ def example_names() -> list[str]:
 
 def _docstring(path: pathlib.Path) -> str:
   try:
-    return ast.get_docstring(ast.parse(path.read_text())) or ""
+    return ast.get_docstring(_parse(path)) or ""
   except SyntaxError:
     return ""
 

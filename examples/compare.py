@@ -5,6 +5,7 @@ here (no download). Every optimizer starts from the same weights and sees
 the same batches; each training loop is one jitted ``lax.scan``.
 
     python examples/compare.py --steps 300
+    python examples/compare.py --optimizers adam nadam
 """
 
 from __future__ import annotations
@@ -78,9 +79,17 @@ def main(argv=None):
   ap.add_argument("--steps", type=int, default=300)
   ap.add_argument("--batch", type=int, default=64)
   ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--optimizers", nargs="+", metavar="NAME",
+                  default=list(OPTIMIZERS),
+                  help=f"which of {', '.join(OPTIMIZERS)} to train, in this "
+                  "order (default: all)")
   args = ap.parse_args(argv)
   if args.steps < 1 or args.batch < 1:
     ap.error("--steps and --batch must be positive")
+  unknown = [n for n in args.optimizers if n not in OPTIMIZERS]
+  if unknown:
+    ap.error(f"unknown optimizer {', '.join(unknown)}; choose from "
+             f"{', '.join(OPTIMIZERS)}")
 
   key = jax.random.key(args.seed)
   kd, kt, kp = jax.random.split(key, 3)
@@ -92,7 +101,8 @@ def main(argv=None):
 
   print(f"{'optimizer':14s} {'final loss':>10s} {'test acc':>9s} "
         f"{'time (s)':>9s}")
-  for name, make in OPTIMIZERS.items():
+  for name in args.optimizers:
+    make = OPTIMIZERS[name]
     start = time.perf_counter()
     params, losses = jax.jit(train, static_argnums=0)(make(), params0, xs, ys)
     losses.block_until_ready()

@@ -8,6 +8,7 @@ A new optimizer is added here and gets the same tests for free.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -166,7 +167,7 @@ SPECS = [
          0.5, 0.3, needs_params=True, needs_outputs=True),
     # vSGD has no learning rate to tune (the lr of the tests is unused).
     Spec("vsgd", lambda lr: gradtx.vsgd(key=KEY), 1.0, 1.0,
-         needs_params=True, needs_objective=True),
+         needs_params=True, needs_objective=True, eager_costly=True),
     # The squared loss of residual outputs: a Gauss-Newton step (at rate
     # 0.5 on Rosenbrock, whose gradient is that of |r|**2, not |r|**2 / 2).
     Spec("natural_gradient", lambda lr: gradtx.natural_gradient(
@@ -216,3 +217,72 @@ def leaf_arrays(tree: Any) -> list:
       x = jax.random.key_data(x)
     out.append(np.asarray(x))
   return out
+
+
+# --------------------------------------------------------------------------
+# One tree, one rate and one compiled step per (entry, dtype), shared by the
+# property, numerics and hypothesis tests: a program compiled for one file
+# is found in the compilation cache by the others (same text), and two
+# leaves of one shape let eager steps reuse each primitive's program.
+
+LR = 1e-2
+
+
+def tree_params(dtype=np.float32) -> dict:
+  """The params every shared run starts from: two (3, 2) leaves."""
+  w = np.linspace(-1.0, 1.0, 6).reshape(3, 2) + 0.1
+  b = np.array([[0.5, -0.25], [2.0, 0.3], [-1.5, 0.7]])
+  return {"w": jax.numpy.asarray(w, dtype), "b": jax.numpy.asarray(b, dtype)}
+
+
+def tree_grads(params: dict, i: int) -> dict:
+  """Gradients of step ``i`` at ``params``: ``sin(3 p + i) + 0.1``,
+  computed in NumPy (no compile) and rounded to the params' dtype."""
+  return jax.tree.map(
+      lambda p: jax.numpy.asarray(
+          np.sin(3.0 * np.asarray(p, np.float64) + i) + 0.1, p.dtype),
+      params)
+
+
+@functools.cache
+def jitted_update(name: str):
+  """Entry ``name`` at rate LR and its update jitted, given the local model
+  of :func:`objective_kwargs` if it needs one. Cached: one compile per
+  dtype for every test in the process, and the same program text in every
+  file (a persistent-cache hit there)."""
+  spec = BY_NAME[name]
+  tx = spec.make(LR)
+  return tx, jax.jit(lambda g, s, p: tx.update(
+      g, s, p, **objective_kwargs(spec, p, g)))
+
+
+def eager_update(spec: Spec, tx: Any) -> Callable:
+  """``update(grads, state, params)`` of ``tx`` run eagerly, given the local
+  model of :func:`objective_kwargs` if ``spec`` needs one."""
+  return lambda g, s, p: tx.update(g, s, p, **objective_kwargs(spec, p, g))
+
+
+def run_steps(tx: Any, update: Callable, params: Any, grads_seq) -> list:
+  """(updates, state, params) after each step of ``update`` from ``params``
+  and ``tx.init(params)``; ``grads_seq`` holds gradients, or functions of
+  the current params that return them."""
+  state, out = tx.init(params), []
+  for g in grads_seq:
+    g = g(params) if callable(g) else g
+    updates, state = update(g, state, params)
+    params = gradtx.apply_updates(params, updates)
+    out.append((updates, state, params))
+  return out
+
+
+def spec_steps(spec: Spec, params: Any, grads_seq) -> list:
+  """(updates, state, params) after each step of entry ``spec`` at rate LR:
+  eager, or through the shared :func:`jitted_update` for an entry whose
+  eager steps cost more (``eager_recompiles``, ``eager_costly``). For
+  tests that check values, not eagerness."""
+  if spec.eager_recompiles or spec.eager_costly:
+    tx, update = jitted_update(spec.name)
+  else:
+    tx = spec.make(LR)
+    update = eager_update(spec, tx)
+  return run_steps(tx, update, params, grads_seq)

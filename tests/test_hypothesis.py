@@ -30,7 +30,7 @@ BOUNDED = settings(max_examples=20, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.too_slow,
                                           HealthCheck.data_too_large])
 
-SHAPES = [(), (3,), (2, 3)]
+SHAPES = [(), (3,), (3, 2)]  # (3, 2): the leaves of registry.tree_params
 KEYS = ["a", "b", "c"]
 
 

@@ -8,15 +8,14 @@ largest value never put a NaN into the params. Where that fails
 today the case is marked ``xfail(strict=True)`` with the reason, so a fix
 shows up as an unexpected pass.
 
-Steps run eagerly on float32 (and bfloat16) leaves of one shape: every
-optimizer shares the per-primitive compile cache, which costs far less than
-one jitted program per optimizer and dtype. Entries flagged
-``eager_recompiles`` or ``eager_costly`` (line searches, dense Hessians)
-are the exception: their eager steps compile more than one jitted step
-per dtype, which all the tests here share.
+Steps run eagerly on float32 (and bfloat16) leaves of one shape (the tree
+of ``registry.tree_params``): every optimizer shares the per-primitive
+compile cache, which costs far less than one jitted program per optimizer
+and dtype. Entries flagged ``eager_recompiles`` or ``eager_costly`` (line
+searches, dense Hessians) are the exception: their eager steps compile
+more than one jitted step per dtype, ``registry.jitted_update``, which all
+the tests here share with test_properties.
 """
-
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -26,9 +25,9 @@ import pytest
 
 import common
 import gradtx
-from registry import BY_NAME, KEY, SPECS, _big, _by_size, objective_kwargs
+from registry import (BY_NAME, KEY, LR, SPECS, _big, _by_size, spec_steps,
+                      tree_grads, tree_params)
 
-LR = 1e-2
 IDS = [s.name for s in SPECS]
 
 
@@ -72,16 +71,6 @@ def test_twins_are_registered():
   assert set(OPTAX_TWINS) <= set(BY_NAME)
 
 
-def _params(dtype=jnp.float32):
-  return {"w": (jnp.linspace(-1.0, 1.0, 6).reshape(3, 2) + 0.1).astype(dtype),
-          "b": jnp.array([[0.5, -0.25], [2.0, 0.3], [-1.5, 0.7]], dtype)}
-
-
-def _grads(params, i):
-  return jax.tree.map(lambda p: (jnp.sin(3.0 * p + i) + 0.1).astype(p.dtype),
-                      params)
-
-
 def _inexact(tree):
   return [x for x in jax.tree.leaves(tree)
           if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
@@ -97,43 +86,16 @@ def _run(tx, params, grads_seq, spec=None):
           common.steps(tx, grads_seq, params, spec, gradtx.apply_updates)]
 
 
-@functools.cache
-def _jitted_update(name):
-  """Entry ``name`` at rate LR and its update jitted, given the local model
-  whose gradient at ``params`` is ``grads`` (see registry.objective_kwargs)
-  if it needs one: compiled once per dtype for every test here."""
-  spec = BY_NAME[name]
-  tx = spec.make(LR)
-  return tx, jax.jit(lambda g, s, p: tx.update(
-      g, s, p, **objective_kwargs(spec, p, g)))
-
-
-def _spec_steps(spec, params, grads_seq):
-  """(updates, state, params) after each step of entry ``spec`` at rate LR:
-  eager, or one shared jitted step for an entry whose eager steps cost
-  more (``eager_recompiles``, ``eager_costly``)."""
-  if not (spec.eager_recompiles or spec.eager_costly):
-    return common.steps(spec.make(LR), grads_seq, params, spec,
-                        gradtx.apply_updates)
-  tx, update = _jitted_update(spec.name)
-  state, out = tx.init(params), []
-  for g in grads_seq:
-    updates, state = update(g, state, params)
-    params = gradtx.apply_updates(params, updates)
-    out.append((updates, state, params))
-  return out
-
-
 # --------------------------------------------------------------------------
 # Zero gradients
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_zero_gradients_stay_finite(spec):
-  params = _params()
+  params = tree_params(jnp.float32)
   zeros = jax.tree.map(jnp.zeros_like, params)
   for step, (updates, state, _) in enumerate(
-      _spec_steps(spec, params, [zeros] * 4)):
+      spec_steps(spec, params, [zeros] * 4)):
     assert _finite(updates), f"{spec.name}: non-finite update at step {step}"
     assert _finite(state), f"{spec.name}: non-finite state at step {step}"
 
@@ -146,7 +108,7 @@ BAD = {"nan": jnp.nan, "inf": jnp.inf}
 
 def _bad_sequence(params, value):
   """Three steps; the second has ``value`` at ``w[0, 0]``."""
-  seq = [_grads(params, i) for i in range(3)]
+  seq = [tree_grads(params, i) for i in range(3)]
   seq[1] = dict(seq[1], w=seq[1]["w"].at[0, 0].set(value))
   return seq
 
@@ -177,8 +139,8 @@ def _expected(name, kind):
 @pytest.mark.parametrize("kind", sorted(BAD))
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_non_finite_gradients_propagate(spec, kind):
-  params = _params()
-  (u0, _, _), (u1, s1, _), _ = _spec_steps(spec, params,
+  params = tree_params(jnp.float32)
+  (u0, _, _), (u1, s1, _), _ = spec_steps(spec, params,
                                           _bad_sequence(params, BAD[kind]))
   assert _finite(u0)
   bad = {k: ~np.isfinite(np.asarray(v)) for k, v in u1.items()}
@@ -204,7 +166,7 @@ SAME_NON_FINITE = [n for n in TWINS if n != "multisteps_adam"]
 @pytest.mark.parametrize("name", SAME_NON_FINITE)
 def test_non_finite_pattern_matches_optax(name, kind):
   """Step for step, the same entries are non-finite as in optax."""
-  params = _params()
+  params = tree_params(jnp.float32)
   seq = _bad_sequence(params, BAD[kind])
   ours = _run(BY_NAME[name].make(LR), params, seq)
   theirs = _run(OPTAX_TWINS[name](LR), params, seq)
@@ -283,13 +245,13 @@ def test_huge_gradients_put_no_nan_into_params(spec, dtype_name):
   overflow to Inf there; that entry's update is then 0, never NaN.
   """
   dtype, big = HUGE[dtype_name]
-  params = _params(dtype)
+  params = tree_params(dtype)
   sign = jax.tree.map(lambda p: jnp.where(p >= 0, 1, -1).astype(dtype),
                       params)
   seq = [jax.tree.map(lambda s: s * jnp.asarray(big, dtype), sign),
          jax.tree.map(lambda s: -s * jnp.asarray(big, dtype), sign),
-         _grads(params, 2)]
+         tree_grads(params, 2)]
   assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(seq))
-  for step, (updates, _, p) in enumerate(_spec_steps(spec, params, seq)):
+  for step, (updates, _, p) in enumerate(spec_steps(spec, params, seq)):
     assert _no_nan(updates), f"{spec.name}: NaN update at step {step}"
     assert _no_nan(p), f"{spec.name}: NaN params at step {step}"

@@ -3,8 +3,13 @@
 For each entry of ``registry.SPECS``: ``jax.jit`` equals eager; the second
 jitted call does not recompile; ``update`` keeps the state's tree
 structure, shapes and dtypes; updates keep the params' dtype (float32,
-bfloat16, float64). Convergence is in test_convergence. Entries flagged ``needs_objective`` (line searches) are also given the
-objective the gradients come from, as ``value``, ``grad`` and ``value_fn``.
+bfloat16, float64). Convergence is in test_convergence. Entries that need
+an objective (line searches, least squares) are given the local model of
+``registry.objective_kwargs`` whose gradient is the one fed.
+
+All runs use the tree, rate and gradients of ``registry``; the float32 and
+bfloat16 runs of entries flagged ``eager_recompiles`` or ``eager_costly``
+go through ``registry.jitted_update``, the program test_numerics runs.
 """
 
 import functools
@@ -15,72 +20,17 @@ import numpy as np
 import pytest
 
 import gradtx
-from registry import BY_NAME, SPECS
+from registry import (BY_NAME, LR, SPECS, eager_update, leaf_arrays,
+                      run_steps, spec_steps, tree_grads, tree_params)
 
 IDS = [s.name for s in SPECS]
-
-
-# The residuals whose sum(r**2) / 2 is each objective of test_convergence
-# (up to a factor 2 for Rosenbrock, which leaves its minimiser alone), and
-# of ``_wavy`` below, for the least-squares entries (``needs_residuals``).
-RESIDUALS = {
-    "quadratic": lambda p: {"x": jnp.sqrt(jnp.array([1.0, 10.0])) * p["x"],
-                            "y": jnp.sqrt(jnp.array([3.0, 0.5, 2.0]))
-                            * p["y"]},
-    "rosenbrock": lambda p: jnp.stack([1 - p["x"][0],
-                                       10 * (p["x"][1] - p["x"][0] ** 2)]),
-    "_wavy": lambda p, step: jax.tree.map(lambda x: jnp.sin(3.0 * x + step),
-                                          p),
-}
-
-
-def _objective(spec, f, p, g, **data):
-  """What a line search reads from update(): the objective ``f`` (whose
-  gradient at ``p`` is ``g``), its value and the data it takes; or, for a
-  least-squares entry, ``f``'s residual function and the data."""
-  if spec.needs_residuals:
-    return dict(residual_fn=RESIDUALS[f.__name__], **data)
-  if spec.needs_outputs:
-    return dict(output_fn=RESIDUALS[f.__name__], **data)
-  if not spec.needs_objective:
-    return {}
-  return dict(value=f(p, **data), grad=g, value_fn=f, **data)
-
-
-def _params(dtype):
-  return {"w": jnp.linspace(-1.0, 1.0, 12, dtype=dtype).reshape(3, 4),
-          "b": jnp.array([0.5, -0.25, 2.0], dtype=dtype)}
-
-
-def _grads(params, i):
-  return jax.tree.map(lambda p: (jnp.sin(3.0 * p + i) * 2.0).astype(p.dtype),
-                      params)
-
-
-def _wavy(params, step):
-  """The objective whose gradient is ``_grads(params, step)``."""
-  return sum(jnp.sum(-2.0 / 3.0 * jnp.cos(3.0 * p + step))
-             for p in jax.tree.leaves(params))
-
-
-def _update_fn(spec, tx):
-  """``update(grads, state, params, step)``, given the objective if needed."""
-  def update(g, s, p, i):
-    return tx.update(g, s, p, **_objective(spec, _wavy, p, g, step=i))
-  return update
-
-
 STEPS = 4
 
 
-def _run(tx, params, step_fn):
-  """(updates, state, params) after each of STEPS steps from ``params``."""
-  state, out = tx.init(params), []
-  for i in range(STEPS):
-    updates, state = step_fn(_grads(params, i), state, params, i)
-    params = gradtx.apply_updates(params, updates)
-    out.append((updates, state, params))
-  return out
+def _grads_seq():
+  """STEPS gradients (``registry.tree_grads``), each a function of the
+  params of its step."""
+  return [functools.partial(tree_grads, i=i) for i in range(STEPS)]
 
 
 @functools.cache
@@ -88,33 +38,83 @@ def _eager_steps(name, dtype):
   """The eager run of entry ``name`` in ``dtype``, shared by the jit ==
   eager test (float64) and the state test."""
   spec = BY_NAME[name]
-  tx = spec.make(1e-2)
-  return _run(tx, _params(dtype), _update_fn(spec, tx))
+  tx = spec.make(LR)
+  return run_steps(tx, eager_update(spec, tx), tree_params(dtype),
+                   _grads_seq())
+
+
+def _arg_types(tree):
+  """What jax.jit keys its compiled programs on: the tree structure and
+  each leaf's type (shape, dtype, weak type)."""
+  return (jax.tree.structure(tree),
+          tuple(jax.typeof(x) for x in jax.tree.leaves(tree)))
+
+
+def _jitted_steps(specs):
+  """STEPS float64 steps of every entry in ``specs`` at once, through one
+  jitted step that takes {name: grads}, {name: state}, {name: params}, with
+  the states donated as a training step does (init must not hand the same
+  buffer to two state leaves). XLA compiles one program holding every
+  entry's update in far less time than one program per entry.
+
+  Returns {name: (final state, final params)}, {name: [what jax.jit keys
+  its cache on, for that entry's arguments, at each call]} and how many
+  times the step was traced.
+  """
+  txs = {s.name: s.make(LR) for s in specs}
+  updates = {s.name: eager_update(s, txs[s.name]) for s in specs}
+  traces = []
+
+  def step(gs, ss, ps):
+    traces.append(1)
+    out = {n: updates[n](gs[n], ss[n], ps[n]) for n in gs}
+    return ({n: u for n, (u, _) in out.items()},
+            {n: s for n, (_, s) in out.items()})
+
+  step = jax.jit(step, donate_argnums=1)
+  ps = {n: tree_params(jnp.float64) for n in txs}
+  ss = {n: tx.init(ps[n]) for n, tx in txs.items()}
+  types = {n: [] for n in txs}
+  for i in range(STEPS):
+    gs = {n: tree_grads(ps[n], i) for n in txs}
+    for n in txs:
+      types[n].append(_arg_types((gs[n], ss[n], ps[n])))
+    us, ss = step(gs, ss, ps)
+    ps = {n: gradtx.apply_updates(ps[n], us[n]) for n in txs}
+  return {n: (ss[n], ps[n]) for n in txs}, types, len(traces)
+
+
+@functools.cache
+def _all_jitted_steps():
+  """:func:`_jitted_steps` of every entry, or None if that raised (each
+  test then runs its own entry alone, which names the one at fault)."""
+  try:
+    return _jitted_steps(SPECS)
+  except Exception:  # pylint: disable=broad-except
+    return None
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_jit_equals_eager_and_compiles_once(spec):
-  tx = spec.make(1e-2)
-  params = _params(jnp.float64)
-  traces = []
-  update = _update_fn(spec, tx)
-
-  def step(g, s, p, i):
-    traces.append(1)
-    return update(g, s, p, i)
-
+  """Jitted (one program for all entries, see :func:`_jitted_steps`), the
+  step is traced once in STEPS calls: each entry's arguments keep what
+  jax.jit keys its cache on, and nothing else makes the shared step
+  retrace. Its float64 results equal the eager run's."""
+  runs = _all_jitted_steps() or _jitted_steps([spec])
+  finals, types, traces = runs
+  assert len(set(types[spec.name])) == 1, (
+      f"{spec.name}: the jitted step would be traced anew: its arguments "
+      f"changed type between calls: {types[spec.name]}")
+  distinct = len(set(zip(*types.values())))
+  assert traces == distinct, (
+      f"the jitted step was traced {traces} times in {STEPS} calls, for "
+      f"{distinct} different argument types")
+  jit_s, jit_p = finals[spec.name]
   _, eager_s, eager_p = _eager_steps(spec.name, jnp.float64)[-1]
-  # The state is donated, as a training step does: init must not hand
-  # the same buffer to two state leaves.
-  _, jit_s, jit_p = _run(tx, params, jax.jit(step, donate_argnums=1))[-1]
-  assert len(traces) == 1, f"{spec.name}: the jitted step was traced " \
-      f"{len(traces)} times in {STEPS} calls"
-  for a, b in zip(jax.tree.leaves(eager_p) + jax.tree.leaves(eager_s),
-                  jax.tree.leaves(jit_p) + jax.tree.leaves(jit_s)):
-    if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
-      a, b = jax.random.key_data(a), jax.random.key_data(b)
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10,
-                               atol=1e-14)
+  for a, b in zip(leaf_arrays((eager_p, eager_s)),
+                  leaf_arrays((jit_p, jit_s)), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14,
+                               err_msg=spec.name)
 
 
 def _signature(tree):
@@ -125,14 +125,14 @@ def _signature(tree):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64])
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_state_stable_and_dtype_kept(spec, dtype):
-  tx = spec.make(1e-2)
-  before = _signature(tx.init(_params(dtype)))
-  if (spec.eager_recompiles or spec.eager_costly) and dtype != jnp.float64:
-    # Eager in float64 (shared with the jit == eager test); jitted here,
-    # which gives the same signatures and dtypes by construction.
-    run = _run(tx, _params(dtype), jax.jit(_update_fn(spec, tx)))
+  tx = spec.make(LR)
+  before = _signature(tx.init(tree_params(dtype)))
+  if dtype == jnp.float64:
+    run = _eager_steps(spec.name, dtype)  # shared with jit == eager
   else:
-    run = _eager_steps(spec.name, dtype)
+    # Eager, or (an entry whose eager steps cost more) the jitted step that
+    # test_numerics runs too: the same signatures and dtypes.
+    run = spec_steps(spec, tree_params(dtype), _grads_seq())
   for updates, state, params in run:
     assert _signature(state) == before, f"{spec.name}: state changed shape"
     for u, p in zip(jax.tree.leaves(updates), jax.tree.leaves(params)):
@@ -144,8 +144,8 @@ def test_state_stable_and_dtype_kept(spec, dtype):
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.needs_params],
                          ids=[s.name for s in SPECS if s.needs_params])
 def test_params_required_says_so(spec):
-  tx = spec.make(1e-2)
-  params = _params(jnp.float32)
+  tx = spec.make(LR)
+  params = tree_params(jnp.float32)
   with pytest.raises(ValueError, match="needs the current params"):
     tx.update(params, tx.init(params))
 

@@ -7,7 +7,7 @@ shape and dtype), train ``N`` more steps with both, and check that the
 params (and the states) agree to 1e-9 in float64. A few cases go through an
 orbax checkpoint on disk.
 
-Steps run eagerly on a tiny tree; the gradient is a function of the params,
+Steps run eagerly on a tiny tree (``registry.tree_params``); the gradient is a function of the params,
 so a wrong restored moment changes every later step.
 """
 
@@ -20,9 +20,12 @@ import optax
 import pytest
 
 import gradtx
+from registry import tree_params
 
 K, N = 3, 3
-PARAMS = {"w": jnp.array([[0.5, -1.0], [2.0, 0.25]]), "b": jnp.array(-0.7)}
+# Two leaves of one shape, the tree of the registry-driven tests: each
+# eager op compiles once for both leaves, and once for all those files.
+PARAMS = tree_params(jnp.float64)
 MASK = {"w": True, "b": False}
 KEY = jax.random.key(3)
 
@@ -181,9 +184,12 @@ def test_rprop_state_hands_over():
   """Rprop's states agree leaf for leaf and hold the same step sizes; the
   updates differ by design (optax applies the step of t - 1, gradtx the
   step of t), so only the states are compared after the hand-over."""
+  # A tree on which the two libraries' steps flip no gradient sign
+  # differently over the N steps, so that the step sizes stay equal.
+  params = {"w": jnp.array([[0.5, -1.0], [2.0, 0.25]]), "b": jnp.array(-0.7)}
   theirs, ours = optax.rprop(0.05), gradtx.rprop(0.05)
-  st, p = _run(theirs, optax.apply_updates, theirs.init(PARAMS), PARAMS, 0, K)
-  so = _move(st, ours.init(PARAMS))
+  st, p = _run(theirs, optax.apply_updates, theirs.init(params), params, 0, K)
+  so = _move(st, ours.init(params))
   st, _ = _run(theirs, optax.apply_updates, st, p, K, N)
   so, _ = _run(ours, gradtx.apply_updates, so, p, K, N)
   _assert_close(so, st)

@@ -339,7 +339,11 @@ def _start(cmd: str, args: argparse.Namespace, summary: str,
 
   train, test = _digits(args.seed)
   model = _model()
-  params = model.init(jax.random.key(args.seed), jnp.zeros((1, 8, 8, 1)))
+  # Jitted: one compile instead of one per layer's initializer (eagerly,
+  # each shape of truncated normal is a program of its own); the same
+  # numbers, in about half the time.
+  params = jax.jit(model.init)(jax.random.key(args.seed),
+                               jnp.zeros((1, 8, 8, 1)))
   xs, ys = _batches(train, args.steps, args.batch_size, args.seed)
   return out, test, model, _loss_fn(model), params, xs, ys
 
