@@ -57,7 +57,51 @@ def trajectory(tx, grads=GRADS, params=PARAMS, spec=None):
   return [(u, p) for u, _, p in steps(tx, grads, params, spec)]
 
 
+def jit_trajectories(txs, grads=GRADS, params=PARAMS):
+  """What :func:`trajectory` returns for each of ``txs``, all from one
+  jitted program: one ``lax.scan`` per transform over the stacked
+  gradients, each state made by ``init`` outside it (its hyperparameters
+  concrete, as in a training loop). For long runs (hundreds of steps) one
+  compilation costs less than as many eager steps, each of which
+  dispatches every op; for short ones it does not (a scan of an adaptive
+  optimizer in float64 takes about 0.15 s to compile). Eager updates are
+  tested in test_properties and test_determinism."""
+  stacked = jax.tree.map(lambda *g: np.stack(g), *grads)
+  states = [tx.init(params) for tx in txs]
+
+  def run(params, states, stacked):
+    out = []
+    for tx, state in zip(txs, states):
+      def body(carry, g, tx=tx):
+        p, s = carry
+        u, s = tx.update(g, s, p)
+        p = optax.apply_updates(p, u)
+        return (p, s), (u, p)
+      out.append(jax.lax.scan(body, (params, state), stacked)[1])
+    return out
+
+  out = jax.device_get(jax.jit(run)(params, states, stacked))
+  return [[jax.tree.map(lambda x, t=t: x[t], traj) for t in range(len(grads))]
+          for traj in out]
+
+
 def assert_close(a, b, rtol=1e-9):
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol,
                                atol=0)
+
+
+def assert_trajectories_close(ours, theirs, rtol=1e-9):
+  """:func:`assert_close` at every step of two trajectories (lists of
+  trees), all steps at once; the first step that differs is reported."""
+  assert len(ours) == len(theirs)
+  a_leaves = zip(*[jax.tree.leaves(step) for step in ours])
+  b_leaves = zip(*[jax.tree.leaves(step) for step in theirs])
+  for n, (a, b) in enumerate(zip(a_leaves, b_leaves)):
+    a, b = np.stack([np.asarray(x) for x in a]), np.stack(
+        [np.asarray(y) for y in b])
+    close = np.isclose(a, b, rtol=rtol, atol=0, equal_nan=True)
+    for t in np.flatnonzero(~close.reshape(len(ours), -1).all(axis=1))[:1]:
+      np.testing.assert_allclose(a[t], b[t], rtol=rtol, atol=0,
+                                 err_msg=f"step {t + 1}, leaf {n}")
+

@@ -1,10 +1,14 @@
 """amsgrad_max, rectify and bound_lr, and the optimizers built from them.
 
-References: optax 0.2.8 (amsgrad, radam; relative 1e-9 in float64), the
-AdaBound authors' code (adabound, amsbound; relative 1e-6 over 200 steps,
-transcribed below in float64 NumPy), and float64 transcriptions of the
-papers' algorithms.
+References: optax 0.2.8 (amsgrad, radam; relative 1e-9 in float64 over 25
+steps), the AdaBound authors' code (adabound, amsbound; relative 1e-6 over
+200 steps, transcribed below in float64 NumPy, run in one jitted program),
+and float64 transcriptions of the papers' algorithms (25 steps). The eager
+runs take 25 steps: RAdam's switch to the rectified update comes at step 6,
+and a wrong formula shows from the first steps.
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -13,9 +17,16 @@ import optax
 import pytest
 
 import gradtx
-from common import GRADS, PARAMS, assert_close, grad_sequence, trajectory
+import common
+from common import (PARAMS, assert_close, assert_trajectories_close,
+                    grad_sequence, jit_trajectories)
 
 LR = 1e-2
+GRADS = common.GRADS[:25]
+
+
+def trajectory(tx, grads=GRADS, params=PARAMS):
+  return common.trajectory(tx, grads, params)
 
 
 def _leaves(tree):
@@ -33,8 +44,8 @@ def _numpy_run(step_fn, grads, params, steps=None):
   return out
 
 
-def _gradtx_run(tx, grads, params, steps=None):
-  return [_leaves(p) for _, p in trajectory(tx, grads[:steps], params)]
+def _params_only(traj):
+  return [_leaves(p) for _, p in traj]
 
 
 def _assert_runs_close(ours, ref, rtol):
@@ -52,33 +63,41 @@ AMSGRAD_OPTS = [{}, {"b1": 0.5, "b2": 0.95, "eps_root": 1e-8},
                 {"bias_correction_mu": False, "bias_correction_nu": False}]
 
 
-@pytest.mark.parametrize("kw", AMSGRAD_OPTS, ids=str)
-def test_amsgrad_chain_and_alias_match_optax(kw):
+def _amsgrad_txs(kw):
   prim = {k: v for k, v in kw.items() if k.startswith("bias")}
   adam = {k: v for k, v in kw.items() if not k.startswith("bias")}
   chained = gradtx.chain(gradtx.scale_by_adam(**adam),
                          gradtx.amsgrad_max(**prim),
                          gradtx.scale_by_learning_rate(LR))
-  ref = trajectory(optax.amsgrad(LR, **kw))
-  for tx in (chained, gradtx.amsgrad(LR, **kw)):
-    for a, b in zip(trajectory(tx), ref):
-      assert_close(a, b)
+  return chained, gradtx.amsgrad(LR, **kw), optax.amsgrad(LR, **kw)
 
 
 RADAM_OPTS = [{}, {"b1": 0.8, "b2": 0.99, "eps": 1e-6}, {"threshold": 4.5},
               {"nesterov": True}, {"eps_root": 1e-9, "threshold": 6.0}]
 
 
-@pytest.mark.parametrize("kw", RADAM_OPTS, ids=str)
-def test_radam_chain_and_alias_match_optax(kw):
+def _radam_txs(kw):
   adam = {k: v for k, v in kw.items() if k != "threshold"}
   chained = gradtx.chain(gradtx.scale_by_adam(**adam),
                          gradtx.rectify(kw.get("threshold", 5.0)),
                          gradtx.scale_by_learning_rate(LR))
-  ref = trajectory(optax.radam(LR, **kw))
-  for tx in (chained, gradtx.radam(LR, **kw)):
-    for a, b in zip(trajectory(tx), ref):
-      assert_close(a, b)
+  return chained, gradtx.radam(LR, **kw), optax.radam(LR, **kw)
+
+
+@pytest.mark.parametrize("kw", AMSGRAD_OPTS, ids=str)
+def test_amsgrad_chain_and_alias_match_optax(kw):
+  chained, alias, ref = _amsgrad_txs(kw)
+  ref = trajectory(ref)
+  for tx in (chained, alias):
+    assert_trajectories_close(trajectory(tx), ref)
+
+
+@pytest.mark.parametrize("kw", RADAM_OPTS, ids=str)
+def test_radam_chain_and_alias_match_optax(kw):
+  chained, alias, ref = _radam_txs(kw)
+  ref = trajectory(ref)
+  for tx in (chained, alias):
+    assert_trajectories_close(trajectory(tx), ref)
 
 
 def test_radam_has_an_unadapted_phase_then_switches():
@@ -143,14 +162,25 @@ BOUND_CASES = [
 ]
 
 
+@functools.cache
+def _adabound_runs():
+  """{(case index, amsbound): params after each step}, one jitted program."""
+  keys = [(i, ams) for i in range(len(BOUND_CASES)) for ams in (False, True)]
+  txs = [(gradtx.amsbound if ams else gradtx.adabound)(BOUND_CASES[i][1],
+                                                        **BOUND_CASES[i][2])
+         for i, ams in keys]
+  runs = jit_trajectories(txs, LONG_GRADS, PARAMS)
+  return {key: _params_only(run) for key, run in zip(keys, runs)}
+
+
 @pytest.mark.parametrize("amsbound", [False, True], ids=["adabound",
                                                          "amsbound"])
-@pytest.mark.parametrize("lr,kw", [c[1:] for c in BOUND_CASES],
+@pytest.mark.parametrize("i", range(len(BOUND_CASES)),
                          ids=[c[0] for c in BOUND_CASES])
-def test_adabound_matches_authors_code(lr, kw, amsbound):
-  factory = gradtx.amsbound if amsbound else gradtx.adabound
+def test_adabound_matches_authors_code(i, amsbound):
+  _, lr, kw = BOUND_CASES[i]
   lr_fn = lr if callable(lr) else (lambda c, lr=lr: lr)
-  ours = _gradtx_run(factory(lr, **kw), LONG_GRADS, PARAMS)
+  ours = _adabound_runs()[(i, amsbound)]
   ref = _numpy_run(adabound_reference(lr_fn, amsbound=amsbound, **kw),
                    LONG_GRADS, PARAMS)
   assert len(ours) == len(ref) == 200
@@ -240,7 +270,7 @@ PAPER_CASES = [
 @pytest.mark.parametrize("make,ref", [c[1:] for c in PAPER_CASES],
                          ids=[c[0] for c in PAPER_CASES])
 def test_matches_paper_transcription(make, ref):
-  _assert_runs_close(_gradtx_run(make(), GRADS, PARAMS),
+  _assert_runs_close(_params_only(trajectory(make())),
                      _numpy_run(ref, GRADS, PARAMS), rtol=1e-9)
 
 

@@ -1,4 +1,10 @@
-"""lookahead, ranger and swats against float64 transcriptions."""
+"""lookahead, ranger and swats against float64 transcriptions.
+
+The lookahead trajectories take 25 steps: five or more syncs at every
+sync period tested.
+"""
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +12,11 @@ import numpy as np
 import pytest
 
 import gradtx
-from common import GRADS, PARAMS, trajectory
+import common
+from common import PARAMS
+
+GRADS = common.GRADS[:25]
+trajectory = functools.partial(common.trajectory, grads=GRADS)
 
 # --- lookahead: Zhang et al. (2019), Algorithm 1 ------------------------------
 
@@ -104,8 +114,10 @@ LR, EPS = 1e-3, 1e-7
 
 
 def _noisy_grads(steps, seed=0):
-  keys = jax.random.split(jax.random.key(seed), steps)
-  return [jax.random.normal(k, A.shape) for k in keys]
+  # NumPy draws: one eager jax.random.normal per step would dispatch (and
+  # first compile) a sampler 600 times.
+  rng = np.random.default_rng(seed)
+  return list(jnp.asarray(rng.standard_normal((steps,) + A.shape)))
 
 
 def _run_swats(tx, w, noise):
@@ -158,26 +170,37 @@ def test_swats_switches_and_follows_adam_then_sgd():
 @pytest.mark.parametrize("rule", [{}, {"switch_rtol": 0.05,
                                        "min_adam_steps": 30}])
 def test_swats_per_leaf_switches_each_leaf_on_its_own(rule):
-  noise = _noisy_grads(600, seed=1)
+  noise = jnp.stack(_noisy_grads(600, seed=1))
   tx = gradtx.swats(LR, eps=EPS, per_leaf=True, **rule)
-  w = {"a": jnp.ones(6), "b": jnp.ones(6)}
-  state = tx.init(w)
-  step = jax.jit(lambda w, s, n: tx.update(
-      {"a": A[:6] * w["a"] + n[:6], "b": A[6:] * w["b"] + n[6:]}, s))
-  for n in noise:
-    u, state = step(w, state, n)
-    w = gradtx.apply_updates(w, u)
+  solo = gradtx.swats(LR, eps=EPS, **rule)
+  slices = {"a": slice(0, 6), "b": slice(6, 12)}
+
+  def run(noise):
+    """The per-leaf run on both leaves, and a global SWATS run on each
+    leaf alone, all 600 steps in one jitted program."""
+    def body(carry, n):
+      w, s = carry
+      u, s = tx.update({k: A[sl] * w[k] + n[sl] for k, sl in slices.items()},
+                       s)
+      return (gradtx.apply_updates(w, u), s), None
+
+    w0 = {"a": jnp.ones(6), "b": jnp.ones(6)}
+    (w, state), _ = jax.lax.scan(body, (w0, tx.init(w0)), noise)
+    alone = {}
+    for name, sl in slices.items():
+      def solo_body(carry, n, sl=sl):
+        w1, s1 = carry
+        u1, s1 = solo.update(A[sl] * w1 + n[sl], s1)
+        return (w1 + u1, s1), None
+      alone[name] = jax.lax.scan(solo_body, (jnp.ones(6), solo.init(
+          jnp.ones(6))), noise)[0]
+    return w, state, alone
+
+  w, state, alone = jax.jit(run)(noise)
   assert jax.tree.structure(state.switched) == jax.tree.structure(w)
   assert any(map(bool, jax.tree.leaves(state.switched))), "none switched"
   # Each leaf's state is exactly that of a global SWATS run on that leaf.
-  for name, sl in (("a", slice(0, 6)), ("b", slice(6, 12))):
-    solo = gradtx.swats(LR, eps=EPS, **rule)
-    s1 = solo.init(jnp.ones(6))
-    w1 = jnp.ones(6)
-    st = jax.jit(lambda w, s, n: solo.update(A[sl] * w + n[sl], s))
-    for n in noise:
-      u1, s1 = st(w1, s1, n)
-      w1 = w1 + u1
+  for name, (w1, s1) in alone.items():
     assert bool(s1.switched) == bool(state.switched[name])
     assert int(s1.switch_step) == int(state.switch_step[name])
     np.testing.assert_allclose(w1, w[name], rtol=1e-10)
@@ -197,7 +220,9 @@ D20 = jnp.logspace(0.0, 1.0, 20)
 
 def _swats_on_quadratic(tx, steps, sigma, seed=0):
   """Losses after each step, and the last state, from one jitted scan."""
-  noise = sigma * jax.random.normal(jax.random.key(seed), (steps, 20))
+  # The noise is an argument, not a constant of the program: runs of the
+  # same transform share one compilation.
+  noise = sigma * np.random.default_rng(seed).standard_normal((steps, 20))
 
   def step(carry, n):
     w, s = carry
@@ -206,8 +231,8 @@ def _swats_on_quadratic(tx, steps, sigma, seed=0):
     return (w, s), 0.5 * jnp.sum(D20 * w * w)
 
   w0 = jnp.ones(20)
-  (_, state), losses = jax.jit(lambda: jax.lax.scan(
-      step, (w0, tx.init(w0)), noise))()
+  (_, state), losses = jax.jit(lambda noise: jax.lax.scan(
+      step, (w0, tx.init(w0)), noise))(noise)
   return np.asarray(losses), state
 
 

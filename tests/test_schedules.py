@@ -6,6 +6,7 @@ ones optax has are also checked against optax, and the two new ones against
 ``torch.optim.lr_scheduler`` over several cycles.
 """
 
+import functools
 import math
 
 import jax
@@ -94,19 +95,33 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("sched,ref,steps,other", [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
-def test_schedule_values(sched, ref, steps, other):
-  jitted = jax.jit(sched)
-  for k in steps:
+@functools.cache
+def _jitted_values():
+  """Per case: the schedule's values jitted at each of its steps (an int32
+  count, mapped over the steps), from one jitted program for all cases.
+  No schedule branches with lax.cond, so the mapped steps run the scalar
+  step's operations."""
+  def run(steps):
+    return [jax.vmap(sched)(ks)
+            for (_, sched, _, _, _), ks in zip(CASES, steps)]
+  return jax.device_get(jax.jit(run)(
+      [np.asarray(case[3], np.int32) for case in CASES]))
+
+
+@pytest.mark.parametrize("i", range(len(CASES)), ids=[c[0] for c in CASES])
+def test_schedule_values(i):
+  _, sched, ref, steps, other = CASES[i]
+  jitted = _jitted_values()[i]
+  for n, k in enumerate(steps):
     expected = float(ref(k))
     np.testing.assert_allclose(float(sched(k)), expected, rtol=1e-9,
                                atol=1e-15, err_msg=f"step {k}")
-    np.testing.assert_allclose(float(jitted(jnp.int32(k))), expected,
+    np.testing.assert_allclose(float(jitted[n]), expected,
                                rtol=1e-9, atol=1e-15, err_msg=f"jit step {k}")
     if other is not None:
-      np.testing.assert_allclose(float(sched(k)), float(other(k)), rtol=1e-12,
-                                 atol=1e-15, err_msg=f"optax step {k}")
+      np.testing.assert_allclose(float(sched(k)), float(other(k)),
+                                 rtol=1e-12, atol=1e-15,
+                                 err_msg=f"optax step {k}")
 
 
 # --- the two new schedules against PyTorch ----------------------------------
@@ -125,6 +140,9 @@ def _torch_values(make_scheduler, steps):
   return np.array(out)
 
 
+CYCLIC_STEPS = 9 * 25 + 3
+
+
 @pytest.mark.parametrize("mode,gamma", [("triangular", 1.0),
                                         ("triangular2", 1.0),
                                         ("exp_range", 0.995)])
@@ -134,8 +152,10 @@ def test_cyclic_equals_torch_cycliclr(mode, gamma, step_size):
   ref = _torch_values(lambda opt: torch.optim.lr_scheduler.CyclicLR(
       opt, base_lr=0.01, max_lr=0.4, step_size_up=step_size, mode=mode,
       gamma=gamma), steps)
+  # Evaluated on the longest case's steps, so that every case runs the
+  # same eager operations (one compilation each for all), then cut.
   ours = np.asarray(jax.vmap(gradtx.cyclic_schedule(
-      0.01, 0.4, step_size, mode, gamma))(jnp.arange(steps)))
+      0.01, 0.4, step_size, mode, gamma))(jnp.arange(CYCLIC_STEPS)))[:steps]
   np.testing.assert_allclose(ours, ref, rtol=1e-6)
 
 
@@ -177,13 +197,20 @@ def test_warm_restarts_are_exact_beyond_2_pow_24_in_float32():
     assert float(grow(jnp.int32(2 ** 31 - 1))) >= 0.0
 
 
-@pytest.mark.parametrize("sched", [c[1] for c in CASES],
-                         ids=[c[0] for c in CASES])
-def test_every_schedule_is_finite_at_large_int32_steps(sched):
+@functools.cache
+def _float32_values_at_large_steps():
+  """Per case: its values at BIG and 2**31 - 1, jitted in float32, all
+  from one program."""
   with jax.enable_x64(False):
-    for k in (BIG, 2 ** 31 - 1):
-      v = jax.jit(sched)(jnp.int32(k))
-      assert bool(jnp.isfinite(v)), k
+    steps = np.asarray([BIG, 2 ** 31 - 1], np.int32)
+    return jax.device_get(jax.jit(lambda steps: [
+        jax.vmap(sched)(steps) for _, sched, *_ in CASES])(steps))
+
+
+@pytest.mark.parametrize("i", range(len(CASES)), ids=[c[0] for c in CASES])
+def test_every_schedule_is_finite_at_large_int32_steps(i):
+  for k, v in zip((BIG, 2 ** 31 - 1), _float32_values_at_large_steps()[i]):
+    assert v.dtype == np.float32 and np.isfinite(v), k
 
 
 # --- bad arguments ----------------------------------------------------------

@@ -9,11 +9,11 @@ param must agree to 1e-6 relative (see RTOL), with x64 on (the suite's
 setting: float32 params, float64 scalars, as torch's Python-float scalars)
 and off (JAX's default: float32 throughout).
 
-The gradtx side runs every trajectory (one ``lax.scan`` each) in a single
-jitted function per x64 mode: one compilation for all presets and options
-keeps this file fast, and the scans check that each state keeps its
-structure and dtypes from step to step (a step that would recompile on the
-second call fails to scan).
+The gradtx side runs every trajectory in a single jitted function per x64
+mode, one ``lax.scan`` whose step steps every preset: one compilation for
+all presets and options keeps this file fast, and the scan checks that
+each state keeps its structure and dtypes from step to step (a step that
+would recompile on the second call fails to scan).
 torch's side is its single-tensor loop (``foreach=False``, the path torch
 takes on CPU anyway).
 """
@@ -184,19 +184,23 @@ def _trajectories(x64):
                       for k, v in t.items()}
     h, c, noise = cast(H), cast(C), cast(NOISE)
 
-    def trajectory(tx, sign, params):
+    def trajectories(p0):
+      # One scan whose step is every transform's step: one loop for XLA
+      # to compile instead of one per transform.
       def body(carry, n):
-        params, state = carry
-        grads = jax.tree.map(lambda p, h, c, n: sign * h * (p - c) + n,
-                             params, h, c, n)
-        updates, state = tx.update(grads, state, params)
-        params = gradtx.apply_updates(params, updates)
-        return (params, state), params
+        new = []
+        for (tx, sign), (params, state) in zip(txs, carry):
+          grads = jax.tree.map(
+              lambda p, h, c, n, sign=sign: sign * h * (p - c) + n,
+              params, h, c, n)
+          updates, state = tx.update(grads, state, params)
+          new.append((gradtx.apply_updates(params, updates), state))
+        return new, [params for params, _ in new]
 
-      return jax.lax.scan(body, (params, tx.init(params)), noise)[1]
+      start = [(p0, tx.init(p0)) for tx, _ in txs]
+      return jax.lax.scan(body, start, noise)[1]
 
-    out = jax.jit(lambda p: [trajectory(tx, s, p) for tx, s in txs])(
-        cast(P0))
+    out = jax.jit(trajectories)(cast(P0))
   for v in jax.tree.leaves(out):
     assert v.dtype == jnp.float32
   return dict(zip(labels, jax.tree.map(np.asarray, out)))
@@ -208,8 +212,11 @@ def _torch_case(i):
 
 
 def _assert_trajectories_agree(label, got, want):
-  for t in range(STEPS):
-    for k in SHAPES:
+  for k, shape in SHAPES.items():
+    assert got[k].shape == want[k].shape == (STEPS, *shape), label
+    # All steps at once; the first step that differs is reported.
+    close = np.isclose(got[k], want[k], rtol=RTOL, atol=RTOL, equal_nan=True)
+    for t in np.flatnonzero(~close.reshape(STEPS, -1).all(axis=1))[:1]:
       np.testing.assert_allclose(
           got[k][t], want[k][t], rtol=RTOL, atol=RTOL,
           err_msg=f"{label}: param {k!r} differs at step {t + 1}")
