@@ -13,8 +13,9 @@ of ``registry.tree_params``): every optimizer shares the per-primitive
 compile cache, which costs far less than one jitted program per optimizer
 and dtype. Entries flagged ``eager_recompiles`` or ``eager_costly`` (line
 searches, dense Hessians) are the exception: their eager steps compile
-more than one jitted step per dtype, ``registry.jitted_update``, which all
-the tests here share with test_properties.
+more than one jitted step per dtype: they run through
+``registry.costly_steps``, one jitted update of all of them per dtype,
+which all the tests here share with test_properties.
 """
 
 import jax

@@ -9,7 +9,7 @@ an objective (line searches, least squares) are given the local model of
 
 All runs use the tree, rate and gradients of ``registry``; the float32 and
 bfloat16 runs of entries flagged ``eager_recompiles`` or ``eager_costly``
-go through ``registry.jitted_update``, the program test_numerics runs.
+go through ``registry.costly_steps``, the program test_numerics runs.
 """
 
 import functools
