@@ -4,8 +4,9 @@
 
 ``docs/hooks.py`` runs it before every ``mkdocs build`` whose inputs changed,
 so no figure is placed by hand; ``docs/figures/`` is gitignored. It takes
-about 10 s of CPU, most of it compiling: each optimizer runs on both
-problems in one jitted ``jax.lax.scan``.
+about 8 s of CPU, most of it importing, laying out and rendering: every
+optimizer runs on both problems in one compiled program, a
+``jax.lax.scan`` per optimizer.
 
 Figures:
 
@@ -71,8 +72,9 @@ TEXT_SIZES: dict[str, dict] = {}
 
 def save(fig, out: pathlib.Path, name: str) -> None:
   """Saves ``fig`` as ``name.png`` and records its smallest text, in CSS
-  pixels at the width the page shows it."""
-  fig.canvas.draw()
+  pixels at the width the page shows it (after saving: the save draws the
+  figure, which sets the text of its tick labels)."""
+  fig.savefig(out / f"{name}.png", **SAVE)
   sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text)
            if t.get_visible() and t.get_text().strip()]
   shown = min(SHOWN_WIDTH_PX, fig.get_figwidth() * 96)
@@ -81,7 +83,6 @@ def save(fig, out: pathlib.Path, name: str) -> None:
   TEXT_SIZES[name] = {"smallest_text_pt": min(sizes),
                       "smallest_text_px": round(min(sizes) * px_per_pt, 2),
                       "shown_width_px": round(shown)}
-  fig.savefig(out / f"{name}.png", **SAVE)
   plt.close(fig)
 
 
@@ -150,55 +151,55 @@ FAMILIES: dict[str, dict[str, tuple]] = {
 }
 
 
-_RUNS: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+def run_all() -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+  """Every optimizer of ``FAMILIES`` on both problems, in one jitted
+  ``lax.scan``: per label and problem, the points visited and the losses.
 
-
-def run(label: str, spec: tuple) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-  """Both problems at once, one jitted ``lax.scan``: per problem, the points
-  visited and the losses.
-
-  The params are ``{problem: point}`` and ``gradtx.partition`` gives each
-  point its own optimizer (and learning rate), so the two runs are as
-  independent as two separate ones; they share one compilation. Runs are
-  memoised by label: a label shared by two figures is the same run.
+  The params are ``{label: {problem: point}}``. Each label's point pair gets
+  its own optimizer, and ``gradtx.partition`` gives each point of the pair
+  its own learning rate, so every run is as independent as a separate one;
+  they share one compilation. A label shared by two figures is one run.
   """
-  if label in _RUNS:
-    return _RUNS[label]
+  specs = {label: spec for family in FAMILIES.values()
+           for label, spec in family.items()}
   names = list(PROBLEMS)
-  factory, *lrs = spec
-  tx = gradtx.partition({n: factory(lr) for n, lr in zip(names, lrs)},
-                        {n: n for n in names})
+  txs = {label: gradtx.partition({n: factory(lr)
+                                  for n, lr in zip(names, lrs)},
+                                 {n: n for n in names})
+         for label, (factory, *lrs) in specs.items()}
   steps = max(prob["steps"] for prob in PROBLEMS.values())
 
   def losses(p):
     return {n: PROBLEMS[n]["loss"](p[n]) for n in names}
 
-  @jax.jit
-  def go(p0):
+  def scan(tx, p0):
     def step(carry, _):
       p, s = carry
       g = jax.grad(lambda q: sum(losses(q).values()))(p)
       u, s = tx.update(g, s, p)
       return (gradtx.apply_updates(p, u), s), (p, losses(p))
 
-    _, (ps, values) = jax.lax.scan(step, (p0, tx.init(p0)), None,
-                                   length=steps)
-    return ps, values
+    return jax.lax.scan(step, (p0, tx.init(p0)), None, length=steps)[1]
 
-  ps, values = go({n: jnp.asarray(PROBLEMS[n]["start"], jnp.float32)
-                   for n in names})
-  _RUNS[label] = {n: (np.asarray(ps[n])[:PROBLEMS[n]["steps"]],
+  @jax.jit
+  def go(p0):
+    return {label: scan(tx, p0) for label, tx in txs.items()}
+
+  start = {n: np.asarray(PROBLEMS[n]["start"], np.float32) for n in names}
+  visited = go(start)
+  return {label: {n: (np.asarray(ps[n])[:PROBLEMS[n]["steps"]],
                       np.asarray(values[n])[:PROBLEMS[n]["steps"]])
                   for n in names}
-  return _RUNS[label]
+          for label, (ps, values) in visited.items()}
 
 
-def family_figure(family: str, out: pathlib.Path) -> None:
-  """2x2: the trajectories on each problem above, their losses below."""
+def family_figure(family: str, runs: dict, out: pathlib.Path) -> None:
+  """2x2: the trajectories on each problem above, their losses below;
+  ``runs`` is ``run_all()``."""
   fig, axes = plt.subplots(2, 2, figsize=(WIDTH_IN, 6.4),
                            gridspec_kw=dict(height_ratios=[1.15, 1.0]))
   family_specs = FAMILIES[family]
-  runs = {label: run(label, spec) for label, spec in family_specs.items()}
+  runs = {label: runs[label] for label in family_specs}
   styles = ["-", "--", "-.", ":"]
   for k, (name, prob) in enumerate(PROBLEMS.items()):
     ax, loss_ax = axes[0, k], axes[1, k]
@@ -239,7 +240,7 @@ def family_figure(family: str, out: pathlib.Path) -> None:
 
 def schedules_figure(out: pathlib.Path) -> None:
   n = 300
-  steps = jnp.arange(n)
+  steps = np.arange(n, dtype=np.int32)
   panels = {
       "warm-up then decay": {
           "warmup_cosine_decay_schedule(0, 1, 30, 300)":
@@ -314,7 +315,7 @@ def lr_find_figure(out: pathlib.Path) -> None:
     r = np.random.default_rng(1)
     while True:
       idx = r.integers(0, len(points), size=64)
-      yield jnp.asarray(points[idx]), jnp.asarray(labels[idx])
+      yield points[idx], labels[idx].astype(np.int32)
 
   def loss(p, batch):
     x, y = batch
@@ -324,10 +325,10 @@ def lr_find_figure(out: pathlib.Path) -> None:
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
   init = np.random.default_rng(2)
-  params = {"w1": jnp.asarray(init.normal(size=(2, 32)) * 0.5, jnp.float32),
-            "b1": jnp.zeros(32),
-            "w2": jnp.asarray(init.normal(size=(32, 5)) * 0.2, jnp.float32),
-            "b2": jnp.zeros(5)}
+  params = {"w1": (init.normal(size=(2, 32)) * 0.5).astype(np.float32),
+            "b1": np.zeros(32, np.float32),
+            "w2": (init.normal(size=(32, 5)) * 0.2).astype(np.float32),
+            "b2": np.zeros(5, np.float32)}
   result = gradtx.lr_find(loss, params, batches(), gradtx.adam, min_lr=1e-5,
                           max_lr=10.0, num_steps=200, smoothing=0.9)
   fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))
@@ -345,8 +346,9 @@ def main(argv=None) -> None:
   args = p.parse_args(argv)
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
+  runs = run_all()
   for family in FAMILIES:
-    family_figure(family, out)
+    family_figure(family, runs, out)
   schedules_figure(out)
   lr_find_figure(out)
   (out / "text_sizes.json").write_text(
