@@ -268,15 +268,8 @@ def jitted_costly_update():
   time than one program per entry (about 20% less), and the program text
   is the same in every file for a dtype (a persistent-cache hit there)."""
   txs = {name: BY_NAME[name].make(LR) for name in COSTLY}
-
-  def update(gs, ss, ps):
-    out = {n: txs[n].update(gs[n], ss[n], ps[n],
-                            **objective_kwargs(BY_NAME[n], ps[n], gs[n]))
-           for n in gs}
-    return ({n: u for n, (u, _) in out.items()},
-            {n: s for n, (_, s) in out.items()})
-
-  return txs, jax.jit(update)
+  return txs, jax.jit(update_all(
+      {n: eager_update(BY_NAME[n], tx) for n, tx in txs.items()}))
 
 
 def costly_steps(params: Any, grads_seq) -> dict:
@@ -300,6 +293,17 @@ def eager_update(spec: Spec, tx: Any) -> Callable:
   """``update(grads, state, params)`` of ``tx`` run eagerly, given the local
   model of :func:`objective_kwargs` if ``spec`` needs one."""
   return lambda g, s, p: tx.update(g, s, p, **objective_kwargs(spec, p, g))
+
+
+def update_all(updates: dict) -> Callable:
+  """``update(grads, states, params)`` over dicts keyed like ``updates``
+  ({name: ``update(g, s, p)``}): each entry steps on its own values, and
+  the updates and new states come back as two dicts."""
+  def update(gs, ss, ps):
+    out = {n: updates[n](gs[n], ss[n], ps[n]) for n in gs}
+    return ({n: u for n, (u, _) in out.items()},
+            {n: s for n, (_, s) in out.items()})
+  return update
 
 
 def run_steps(tx: Any, update: Callable, params: Any, grads_seq) -> list:

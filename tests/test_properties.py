@@ -21,7 +21,8 @@ import pytest
 
 import gradtx
 from registry import (BY_NAME, LR, SPECS, eager_update, leaf_arrays,
-                      run_steps, spec_steps, tree_grads, tree_params)
+                      run_steps, spec_steps, tree_grads, tree_params,
+                      update_all)
 
 IDS = [s.name for s in SPECS]
 STEPS = 4
@@ -62,14 +63,12 @@ def _jitted_steps(specs):
   times the step was traced.
   """
   txs = {s.name: s.make(LR) for s in specs}
-  updates = {s.name: eager_update(s, txs[s.name]) for s in specs}
+  update = update_all({s.name: eager_update(s, txs[s.name]) for s in specs})
   traces = []
 
   def step(gs, ss, ps):
     traces.append(1)
-    out = {n: updates[n](gs[n], ss[n], ps[n]) for n in gs}
-    return ({n: u for n, (u, _) in out.items()},
-            {n: s for n, (_, s) in out.items()})
+    return update(gs, ss, ps)
 
   step = jax.jit(step, donate_argnums=1)
   ps = {n: tree_params(jnp.float64) for n in txs}
