@@ -283,3 +283,36 @@ def test_nnx_optimizer_learning_rate_set_between_jitted_steps():
   np.testing.assert_array_equal(kernel(), before)
   assert float(opt.opt_state.hyperparams["learning_rate"][...]) == 0.0
   assert len(traces) == 1
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "nadam", "radam", "amsgrad",
+                                  "adabound", "ranger"])
+def test_eager_steps_compile_nothing_after_the_first(name):
+  """Eager steps of an injected optimizer reuse their programs: a bias
+  correction ``b ** count`` with the count fixed in the program
+  (``lax.integer_pow``, what ``**`` makes of a concrete exponent) would
+  compile anew at every step."""
+  static = ("sync_period",) if name == "ranger" else ()
+  tx = gradtx.inject_hyperparams(getattr(gradtx, name),
+                                 static_args=static)(learning_rate=1e-2)
+  params, state = PARAMS, tx.init(PARAMS)
+
+  def steps(grads):
+    nonlocal params, state
+    for g in grads:
+      updates, state = tx.update(g, state, params)
+      params = gradtx.apply_updates(params, updates)
+
+  steps(GRADS[:3])
+  with common.CountCompiles() as compiles:
+    steps(GRADS[3:8])
+  assert compiles.count == 0, f"{name}: {compiles.count} compiles in 5 steps"
+
+
+def test_an_int_that_must_stay_static_is_named_in_the_error():
+  tx = gradtx.inject_hyperparams(gradtx.swats)(learning_rate=1e-3)
+  with pytest.raises(ValueError, match=r"static_args=\('min_adam_steps',\)"):
+    tx.init(PARAMS)
+  tx = gradtx.inject_hyperparams(gradtx.swats,
+                                 static_args=("min_adam_steps",))(1e-3)
+  tx.update(GRADS[0], tx.init(PARAMS), PARAMS)

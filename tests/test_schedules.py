@@ -16,6 +16,7 @@ import optax
 import pytest
 import torch
 
+import common
 import gradtx
 
 
@@ -122,6 +123,25 @@ def test_schedule_values(i):
       np.testing.assert_allclose(float(sched(k)), float(other(k)),
                                  rtol=1e-12, atol=1e-15,
                                  err_msg=f"optax step {k}")
+
+
+EAGER = [(name, sched) for name, sched, *_ in CASES] + [
+    (f"cyclic_{mode}", gradtx.cyclic_schedule(0.1, 1.0, 4, mode, gamma))
+    for mode, gamma in (("triangular", 1.0), ("triangular2", 1.0),
+                        ("exp_range", 0.9))]
+
+
+@pytest.mark.parametrize("name,sched", EAGER, ids=[n for n, _ in EAGER])
+def test_eager_calls_compile_nothing_new_for_each_count(name, sched):
+  """A schedule called eagerly with step after step (an int32 count, as an
+  optimizer's state holds it) reuses its programs: the count must not be
+  fixed in one, as ``gamma ** count`` fixes it in ``lax.integer_pow``."""
+  for k in range(3):
+    sched(jnp.asarray(k, jnp.int32))
+  with common.CountCompiles() as compiles:
+    for k in range(3, 9):
+      sched(jnp.asarray(k, jnp.int32))
+  assert compiles.count == 0, f"{name}: {compiles.count} compiles in 6 calls"
 
 
 # --- the two new schedules against PyTorch ----------------------------------

@@ -217,7 +217,17 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
                           **{k: s(s.init()) for k, s in schedules.items()})
 
     def build(hp):
-      return inner_factory(**fixed, **hp)
+      try:
+        return inner_factory(**fixed, **hp)
+      except (TypeError, ValueError) as e:
+        if not ints:
+          raise
+        hint = ", ".join(repr(k) for k in sorted(ints))
+        raise type(e)(
+            f"inject_hyperparams({name}): {name} rejects its hyperparameters "
+            f"as arrays: {e}\nAn argument that must stay a Python number "
+            f"(a step count, a size) goes in static_args, e.g. "
+            f"inject_hyperparams({name}, static_args=({hint},)).") from e
 
     def cast(values, tree):
       fdt = _float_dtype(tree, hyperparam_dtype)

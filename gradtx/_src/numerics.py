@@ -1,6 +1,7 @@
-"""Numerics shared by the transforms: safe step counters, the bias
-correction ``1 - decay**count``, RAdam's :math:`\rho_t` and :math:`r_t`,
-``|x|**2``, and what counts as a concrete number.
+"""Numerics shared by the transforms: safe step counters, powers of a step
+counter and the bias correction ``1 - decay**count``, RAdam's
+:math:`\rho_t` and :math:`r_t`, ``|x|**2``, and what counts as a concrete
+number.
 
 One implementation of each concept, the most accurate one, called
 everywhere.
@@ -51,6 +52,25 @@ def zero_count() -> Array:
   return jnp.zeros([], jnp.int32)
 
 
+def int_pow(x: Any, n: Any) -> Any:
+  """``x ** n`` for a floating-point ``x`` and an integer array ``n`` (a
+  step counter), computed as JAX computes it under a trace (``lax.pow``).
+
+  Called eagerly with a concrete ``n``, ``x ** n`` becomes
+  ``lax.integer_pow`` with ``n`` fixed in the program: a new program to
+  compile at every step, whose result can differ in the last bit from the
+  jitted step's. An integer ``x``, or a floating-point ``n``, is left to
+  ``**``.
+  """
+  n = jnp.asarray(n)
+  is_float = (isinstance(x, float)
+              or (not isinstance(x, (bool, int, complex))
+                  and jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)))
+  if not (is_float and jnp.issubdtype(n.dtype, jnp.integer)):
+    return x ** n
+  return jax.lax.pow(jnp.asarray(x), n)
+
+
 def one_minus_pow(decay: Any, count: Any) -> jax.Array:
   """``1 - decay**count`` (a bias correction), accurate to a few ulps.
 
@@ -67,11 +87,11 @@ def one_minus_pow(decay: Any, count: Any) -> jax.Array:
   if isinstance(decay, (int, float)):
     if 0.0 < decay < 1.0:
       return -jnp.expm1(count * math.log(decay))
-    return 1 - decay ** count
+    return 1 - int_pow(decay, count)
   positive = decay > 0
   safe = jnp.where(positive, decay, 1)
   return jnp.where(positive, -jnp.expm1(count * jnp.log(safe)),
-                   1 - decay ** count)
+                   1 - int_pow(decay, count))
 
 
 def radam_rho(b2: Any, count: Any) -> tuple:

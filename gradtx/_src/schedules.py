@@ -20,6 +20,7 @@ from typing import Any, Iterable, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
+from gradtx._src import numerics as num
 from gradtx._src import validation as V
 from gradtx._src.base import Schedule
 
@@ -610,9 +611,9 @@ def cyclic_schedule(base_value: Any, max_value: Any, step_size: int,
     if mode == "triangular":
       scale = 1.0
     elif mode == "triangular2":
-      scale = 1 / (2.0 ** cycle)
+      scale = 1 / num.int_pow(2.0, cycle)
     else:
-      scale = gamma ** count
+      scale = num.int_pow(gamma, count)
     return base_value + (max_value - base_value) * height * scale
 
   return schedule
