@@ -44,8 +44,9 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 # The modules that take longest, longest first: pytest-xdist hands whole
-# files to its workers in collection order, so starting with these keeps
-# one long module from running alone at the end of the run.
+# files to its workers in collection order (``--no-loadscope-reorder`` in
+# pyproject.toml), so starting with these keeps one long module from
+# running alone at the end of the run.
 LONGEST_FIRST = (
     "tests/upstream/test_upstream.py",
     "tests/test_properties.py",
