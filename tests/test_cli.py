@@ -200,6 +200,7 @@ def test_every_option_has_help_with_its_default(capsys):
     (["lr-find", "--min-lr", "1", "--max-lr", "0.1"], "--min-lr"),
     (["lr-find", "--smoothing", "1"], "--smoothing must be in [0, 1)"),
     (["lr-find", "--steps", "1"], "--steps must be at least 2"),
+    (["lr-find", "--steps", "0"], "--steps must be at least 2"),
 ])
 def test_bad_arguments_exit_2_with_one_clear_line(argv, message, capsys):
   assert cli.main(argv) == 2
@@ -222,6 +223,20 @@ def test_argparse_errors_exit_2(argv, message, capsys):
   with pytest.raises(SystemExit) as e:
     cli.main(argv)
   assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capsys):
+  """`gradtx list | head -1`: the reader closes the pipe; the command
+  stops with status 1 and no traceback."""
+
+  class ClosedPipe(io.StringIO):
+
+    def write(self, text):
+      raise BrokenPipeError(32, "Broken pipe")
+
+  monkeypatch.setattr(sys, "stdout", ClosedPipe())
+  assert cli.main(["list"]) == 1
+  assert capsys.readouterr().err == ""
 
 
 def test_python_m_gradtx_exits_2_without_a_traceback_or_the_cli_extras():

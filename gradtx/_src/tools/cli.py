@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
+import io
 import json
+import os
 import pathlib
 import sys
 import time
@@ -567,7 +569,9 @@ def parser() -> argparse.ArgumentParser:
                  help="the first learning rate (default: %(default)g)")
   f.add_argument("--max-lr", type=_positive_float, metavar="LR", default=10.0,
                  help="the last learning rate (default: %(default)g)")
-  f.add_argument("--steps", type=_positive_int, metavar="N", default=120,
+  # Checked in lr_find_cmd: a sweep needs two rates, which a positive-int
+  # type would not say.
+  f.add_argument("--steps", type=int, metavar="N", default=120,
                  help="steps, one learning rate each; the sweep stops early "
                  "once the loss diverges (default: %(default)s)")
   f.add_argument("--smoothing", type=float, default=0.9, metavar="BETA",
@@ -598,3 +602,11 @@ def main(argv=None) -> int:
     return 2
   except KeyboardInterrupt:
     return 130
+  except BrokenPipeError:
+    # The reader went away (`gradtx list | head`): no traceback, and none
+    # from the interpreter flushing stdout at exit either.
+    try:
+      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+      pass
+    return 1
