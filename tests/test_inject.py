@@ -316,3 +316,17 @@ def test_an_int_that_must_stay_static_is_named_in_the_error():
   tx = gradtx.inject_hyperparams(gradtx.swats,
                                  static_args=("min_adam_steps",))(1e-3)
   tx.update(GRADS[0], tx.init(PARAMS), PARAMS)
+
+
+def test_a_jax_error_from_the_factory_keeps_its_kind_and_gets_the_hint():
+  def factory(learning_rate, period=3):
+    del period  # read as a Python int below
+    return gradtx.sgd(learning_rate)
+
+  def needs_int(learning_rate, period=3):
+    int(period)  # a tracer under jit: JAX's own TypeError subclass
+    return factory(learning_rate)
+
+  tx = gradtx.inject_hyperparams(needs_int)(learning_rate=0.1)
+  with pytest.raises(TypeError, match=r"static_args=\('period',\)"):
+    jax.jit(tx.init)(PARAMS)

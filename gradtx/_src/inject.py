@@ -217,13 +217,20 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
                           **{k: s(s.init()) for k, s in schedules.items()})
 
     def build(hp):
+      return inner_factory(**fixed, **hp)
+
+    def first_build(hp):
+      """``build`` at init, where the values first reach the factory as
+      arrays: a factory that needs an int as a Python number fails here,
+      and the error names the arguments to keep static."""
       try:
-        return inner_factory(**fixed, **hp)
+        return build(dict(hp))
       except (TypeError, ValueError) as e:
         if not ints:
           raise
         hint = ", ".join(repr(k) for k in sorted(ints))
-        raise type(e)(
+        kind = ValueError if isinstance(e, ValueError) else TypeError
+        raise kind(
             f"inject_hyperparams({name}): {name} rejects its hyperparameters "
             f"as arrays: {e}\nAn argument that must stay a Python number "
             f"(a step count, a size) goes in static_args, e.g. "
@@ -243,7 +250,7 @@ def inject_hyperparams(inner_factory: Callable[..., Any],
       hp = cast(values, params)
       return InjectStatefulHyperparamsState(
           count=num.zero_count(), hyperparams=hp, hyperparams_states=states,
-          inner_state=build(dict(hp)).init(params))
+          inner_state=first_build(hp).init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
       # The hand-off request is for the inner transform, not the schedules.

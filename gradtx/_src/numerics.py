@@ -63,10 +63,8 @@ def int_pow(x: Any, n: Any) -> Any:
   ``**``.
   """
   n = jnp.asarray(n)
-  is_float = (isinstance(x, float)
-              or (not isinstance(x, (bool, int, complex))
-                  and jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)))
-  if not (is_float and jnp.issubdtype(n.dtype, jnp.integer)):
+  if not (jnp.issubdtype(jnp.result_type(x), jnp.floating)
+          and jnp.issubdtype(n.dtype, jnp.integer)):
     return x ** n
   return jax.lax.pow(jnp.asarray(x), n)
 
