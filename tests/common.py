@@ -106,28 +106,18 @@ def assert_trajectories_close(ours, theirs, rtol=1e-9):
                                  err_msg=f"step {t + 1}, leaf {n}")
 
 
-
 class CountCompiles:
   """Counts XLA compiles while active: ``with CountCompiles() as c: ...``,
   then ``c.count``."""
 
-  _active = []
-  _listening = False
-
   def __enter__(self):
-    if not CountCompiles._listening:
-      jax.monitoring.register_event_duration_secs_listener(
-          CountCompiles._heard)
-      CountCompiles._listening = True
     self.count = 0
-    CountCompiles._active.append(self)
+    jax.monitoring.register_event_duration_secs_listener(self._heard)
     return self
 
   def __exit__(self, *exc):
-    CountCompiles._active.remove(self)
+    jax.monitoring.unregister_event_duration_listener(self._heard)
 
-  @staticmethod
-  def _heard(event, _, **kwargs):
+  def _heard(self, event, _, **kwargs):
     if event == "/jax/core/compile/backend_compile_duration":
-      for counter in CountCompiles._active:
-        counter.count += 1
+      self.count += 1

@@ -256,8 +256,7 @@ def jitted_update(name: str):
   be traced (so that the failure names the entry at fault)."""
   spec = BY_NAME[name]
   tx = spec.make(LR)
-  return tx, jax.jit(lambda g, s, p: tx.update(
-      g, s, p, **objective_kwargs(spec, p, g)))
+  return tx, jax.jit(eager_update(spec, tx))
 
 
 @functools.cache

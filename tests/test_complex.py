@@ -17,7 +17,8 @@ import pytest
 
 import common
 import gradtx
-from registry import BY_NAME, SPECS, eager_update, run_steps
+from registry import (BY_NAME, COSTLY, LR, SPECS, eager_update, jitted_update,
+                      run_steps)
 from test_numerics import OPTAX_TWINS
 
 # Registered optimizers that refuse complex params, and the transform that
@@ -67,11 +68,12 @@ def test_rejected_names_are_registered():
 
 @pytest.mark.parametrize("spec", SUPPORTED, ids=[s.name for s in SUPPORTED])
 def test_complex_params_work(spec):
-  tx = spec.make(1e-2)
-  update = eager_update(spec, tx)
-  if spec.eager_recompiles or spec.eager_costly:
+  if spec.name in COSTLY:
     # Values are checked here, not eagerness: one jitted step costs less.
-    update = jax.jit(update)
+    tx, update = jitted_update(spec.name)
+  else:
+    tx = spec.make(LR)
+    update = eager_update(spec, tx)
   state = tx.init(PARAMS)
   steps = run_steps(tx, update, PARAMS, GRADS)
   for updates, _, _ in steps:
