@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import math
 import pathlib
-import time
 from typing import Any, Callable
 
 import jax
@@ -105,11 +104,13 @@ def _max_abs(tree) -> jax.Array:
                             for leaf in jax.tree.leaves(tree)]))
 
 
-def _gradtx_case(fun, gtol, tx=None):
+def _gradtx_case(fun, gtol):
   """``(solve, read)``: ``solve(x0, maxiter)``, traceable, minimises ``fun``
-  in one ``lax.while_loop``; ``read`` turns its outputs into the dict of
-  :func:`gradtx_solve`."""
-  tx = gradtx.lbfgs() if tx is None else tx
+  with ``gradtx.lbfgs()`` in one ``lax.while_loop``; ``read`` turns its
+  outputs into a dict: x, value, iterations, evaluations (counted by a
+  callback inside ``fun``), evaluations_from_info (1 + the line searches'
+  counts) and traces (how often the solve was traced)."""
+  tx = gradtx.lbfgs()
   counter = {"evals": 0, "traces": 0}
 
   def bump():
@@ -152,30 +153,10 @@ def _gradtx_case(fun, gtol, tx=None):
   return solve, read
 
 
-def gradtx_solve(fun, x0, gtol, maxiter=MAXITER, tx=None):
-  """Minimises ``fun`` from ``x0`` in one jitted ``lax.while_loop``.
-
-  Returns a dict: x, value, iterations, evaluations (counted by a callback
-  inside ``fun``), evaluations_from_info (1 + the line searches' counts),
-  traces (how often the solve was traced), compile_seconds and
-  run_seconds.
-  """
-  solve, read = _gradtx_case(fun, gtol, tx)
-  start = time.perf_counter()
-  compiled = jax.jit(solve).lower(x0, maxiter).compile()
-  compiled_at = time.perf_counter()
-  out = compiled(x0, maxiter)
-  jax.block_until_ready(out)
-  jax.effects_barrier()
-  done = time.perf_counter()
-  return {**read(out), "compile_seconds": compiled_at - start,
-          "run_seconds": done - compiled_at}
-
-
 def gradtx_solves(cases, maxiter=MAXITER):
   """The solves of ``cases`` (``(fun, x0, gtol)`` triples) in one jitted
   program (one compilation, which takes less than compiling them one by
-  one); a list of :func:`gradtx_solve`'s dicts, without the timings."""
+  one); a list of the dicts of :func:`_gradtx_case`'s ``read``."""
   parts = [_gradtx_case(fun, gtol) for fun, _, gtol in cases]
   outs = jax.jit(lambda x0s, maxiter: [
       solve(x0, maxiter) for (solve, _), x0 in zip(parts, x0s)])(
@@ -193,12 +174,12 @@ def _flat_value_and_grad(fun, x0):
   return flat0, unravel, value_and_grad
 
 
-def scipy_solve(fun, x0, gtol, maxiter=MAXITER, value_and_grad=None):
-  """scipy.optimize.minimize(method="L-BFGS-B") on the flattened params."""
+def scipy_solve(fun, x0, gtol, maxiter=MAXITER, flat=None):
+  """scipy.optimize.minimize(method="L-BFGS-B") on the flattened params;
+  ``flat``: :func:`_flat_value_and_grad`'s triple, if made already."""
   from scipy.optimize import minimize
 
-  flat0, unravel, own = _flat_value_and_grad(fun, x0)
-  value_and_grad = own if value_and_grad is None else value_and_grad
+  flat0, unravel, value_and_grad = flat or _flat_value_and_grad(fun, x0)
   counter = {"evals": 0}
 
   def f(v):
@@ -230,9 +211,9 @@ def _finish(problem: Problem, ours: dict) -> dict:
   at both answers."""
   from jax.flatten_util import ravel_pytree
   gtol = _gtol(problem)
-  _, _, value_and_grad = _flat_value_and_grad(problem.fun, problem.x0)
-  ref = scipy_solve(problem.fun, problem.x0, gtol,
-                    value_and_grad=value_and_grad)
+  flat = _flat_value_and_grad(problem.fun, problem.x0)
+  value_and_grad = flat[2]
+  ref = scipy_solve(problem.fun, problem.x0, gtol, flat=flat)
   for result in (ours, ref):
     grad = value_and_grad(ravel_pytree(result["x"])[0])[1]
     result["grad_norm"] = float(np.linalg.norm(np.asarray(grad)))
@@ -240,15 +221,9 @@ def _finish(problem: Problem, ours: dict) -> dict:
           "gradtx": ours, "scipy": ref}
 
 
-def compare(problem: Problem) -> dict:
-  """Both solves of ``problem``, with the gradient norms at their answers."""
-  return _finish(problem, gradtx_solve(problem.fun, problem.x0,
-                                       _gtol(problem)))
-
-
 def compare_all(problems: list[Problem]) -> list[dict]:
-  """:func:`compare` for each of ``problems``, gradtx's solves all in one
-  jitted program."""
+  """Both solves of each of ``problems``, with the gradient norms at their
+  answers; gradtx's solves all in one jitted program."""
   ours = gradtx_solves([(p.fun, p.x0, _gtol(p)) for p in problems])
   return [_finish(p, o) for p, o in zip(problems, ours)]
 

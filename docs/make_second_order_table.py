@@ -279,9 +279,11 @@ def scipy_solve(method, residuals, x0):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     if method == "bfgs":
-      res = so.minimize(lambda x: (float(evaluate(x)["value"]),
-                                   evaluate(x)["grad"]), x0,
-                        jac=True, method="BFGS",
+      def value_and_grad(x):
+        e = evaluate(x)
+        return float(e["value"]), e["grad"]
+
+      res = so.minimize(value_and_grad, x0, jac=True, method="BFGS",
                         options={"gtol": SCIPY_GTOL, "maxiter": MAXITER})
     else:
       res = so.minimize(lambda x: float(evaluate(x)["value"]), x0,
