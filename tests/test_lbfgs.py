@@ -41,13 +41,15 @@ def rosenbrock(x):
 
 
 def _step_fn(tx, fun, vg_from_state=gradtx.value_and_grad_from_state,
-             apply=gradtx.apply_updates):
+             apply=gradtx.apply_updates, **data):
+  """One line-search step of ``tx`` on ``fun``, which also takes ``data``
+  (its other arguments, by name)."""
   value_and_grad = vg_from_state(fun)
 
   def step(x, state):
-    value, grad = value_and_grad(x, state=state)
+    value, grad = value_and_grad(x, state=state, **data)
     updates, state = tx.update(grad, state, x, value=value, grad=grad,
-                               value_fn=fun)
+                               value_fn=fun, **data)
     return apply(x, updates), state
 
   return step
@@ -232,7 +234,9 @@ def _curvature_sequence(steps=9, seed=0):
 
 
 def _as_tree(v):
-  return {"w": jnp.asarray(v[:6].reshape(3, 2)), "b": jnp.asarray(v[6:])}
+  """The tree of flat vector(s) ``v`` (stacked along the leading axes)."""
+  return {"w": jnp.asarray(v[..., :6].reshape(v.shape[:-1] + (3, 2))),
+          "b": jnp.asarray(v[..., 6:])}
 
 
 def _flat(tree):
@@ -250,9 +254,7 @@ def two_loop_runs():
   ``(memory_size, scale_init_precond, skip_nonpositive_curvature)``, all
   in one compiled program: {config: (directions, states)}, stacked over
   the steps, as NumPy arrays."""
-  ws, gs = (np.stack(v) for v in _curvature_sequence())
-  ws = {"w": ws[:, :6].reshape(-1, 3, 2), "b": ws[:, 6:]}
-  gs = {"w": gs[:, :6].reshape(-1, 3, 2), "b": gs[:, 6:]}
+  ws, gs = (_as_tree(np.stack(v)) for v in _curvature_sequence())
 
   def run(m, scale_init, skip):
     tx = gradtx.scale_by_lbfgs(memory_size=m, scale_init_precond=scale_init,
@@ -335,21 +337,13 @@ def float64_lbfgs_paths():
   data reach the objective as extra arguments by name."""
   x0 = ROSENBROCK_X0
   tx = gradtx.lbfgs()
-  vg = gradtx.value_and_grad_from_state(_lstsq)
   data, target = jnp.asarray(LSTSQ_DATA), jnp.asarray(LSTSQ_TARGET)
-
-  def lstsq_step(w, state):
-    value, grad = vg(w, state=state, data=data, target=target)
-    updates, state = tx.update(grad, state, w, value=value, grad=grad,
-                               value_fn=_lstsq, data=data, target=target)
-    return gradtx.apply_updates(w, updates), state
-
   return _paths([
-      (_step_fn(gradtx.lbfgs(), rosenbrock), gradtx.lbfgs().init(x0), x0,
-       40),
+      (_step_fn(tx, rosenbrock), tx.init(x0), x0, 40),
       (_step_fn(optax.lbfgs(), rosenbrock, optax.value_and_grad_from_state,
                 optax.apply_updates), optax.lbfgs().init(x0), x0, 40),
-      (lstsq_step, tx.init(jnp.zeros(2)), jnp.zeros(2), 8)])
+      (_step_fn(tx, _lstsq, data=data, target=target), tx.init(jnp.zeros(2)),
+       jnp.zeros(2), 8)])
 
 
 def test_matches_optax_lbfgs_step_by_step_on_rosenbrock():

@@ -70,14 +70,14 @@ def vsgd_reference(w0, noise, n0, c):
   return np.array(out)
 
 
-def run(tx, w0, noise):
-  """Each step feeds the gradient of f plus the step's noise; the
-  curvature is estimated from f itself (value_fn). Traceable: the params
-  after each step and the last state."""
+def run(tx, w0, noise, objective=f):
+  """Each step feeds the gradient of ``objective`` plus the step's noise;
+  the curvature is estimated from ``objective`` itself (value_fn).
+  Traceable: the params after each step and the last state."""
   def step(carry, e):
     w, state = carry
-    g = jax.grad(f)(w) + e
-    u, state = tx.update(g, state, w, value_fn=f)
+    g = jax.grad(objective)(w) + e
+    u, state = tx.update(g, state, w, value_fn=objective)
     w = gradtx.apply_updates(w, u)
     return (w, state), w
 
@@ -159,14 +159,7 @@ def test_beats_sgd_on_an_ill_conditioned_noisy_quadratic():
   w0 = jnp.ones(6)
 
   def final_loss(tx):
-    def step(carry, e):
-      w, state = carry
-      g = jax.grad(quad)(w) + e
-      u, state = tx.update(g, state, w, value_fn=quad)
-      return (gradtx.apply_updates(w, u), state), None
-
-    (w, _), _ = jax.lax.scan(step, (w0, tx.init(w0)), noise)
-    return quad(w)
+    return quad(run(tx, w0, noise, quad)[0][-1])
 
   # SGD at its best rate on a grid below the stability limit 2 / h_max
   # (one program: the rate is an argument, mapped over the grid).
