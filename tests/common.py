@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from registry import objective_kwargs
+from registry import eager_update, run_steps
 
 STEPS = 50
 
@@ -36,13 +36,8 @@ def steps(tx, grads, params, spec=None, apply_updates=optax.apply_updates):
   """(updates, state, params) after each eager step; a line search
   (``spec`` flagged ``needs_objective``) gets the local model whose
   gradient is ``g``."""
-  state, out = tx.init(params), []
-  for g in grads:
-    kw = objective_kwargs(spec, params, g) if spec else {}
-    updates, state = tx.update(g, state, params, **kw)
-    params = apply_updates(params, updates)
-    out.append((updates, state, params))
-  return out
+  update = eager_update(spec, tx) if spec else tx.update
+  return run_steps(tx, update, params, grads, apply_updates)
 
 
 def python_prints(code):
@@ -100,10 +95,17 @@ def assert_trajectories_close(ours, theirs, rtol=1e-9):
   for n, (a, b) in enumerate(zip(a_leaves, b_leaves)):
     a, b = np.stack([np.asarray(x) for x in a]), np.stack(
         [np.asarray(y) for y in b])
-    close = np.isclose(a, b, rtol=rtol, atol=0, equal_nan=True)
-    for t in np.flatnonzero(~close.reshape(len(ours), -1).all(axis=1))[:1]:
-      np.testing.assert_allclose(a[t], b[t], rtol=rtol, atol=0,
-                                 err_msg=f"step {t + 1}, leaf {n}")
+    assert_steps_close(a, b, rtol, 0, f"step {{step}}, leaf {n}")
+
+
+def assert_steps_close(ours, theirs, rtol, atol, err_msg):
+  """Two arrays stacked over steps (steps first) agree at every step: all
+  steps are compared at once, and the first that differs is reported with
+  ``err_msg.format(step=its number from 1)``."""
+  close = np.isclose(ours, theirs, rtol=rtol, atol=atol, equal_nan=True)
+  for t in np.flatnonzero(~close.reshape(len(ours), -1).all(axis=1))[:1]:
+    np.testing.assert_allclose(ours[t], theirs[t], rtol=rtol, atol=atol,
+                               err_msg=err_msg.format(step=t + 1))
 
 
 class CountCompiles:

@@ -305,7 +305,8 @@ def update_all(updates: dict) -> Callable:
   return update
 
 
-def run_steps(tx: Any, update: Callable, params: Any, grads_seq) -> list:
+def run_steps(tx: Any, update: Callable, params: Any, grads_seq,
+              apply_updates: Callable = gradtx.apply_updates) -> list:
   """(updates, state, params) after each step of ``update`` from ``params``
   and ``tx.init(params)``; ``grads_seq`` holds gradients, or functions of
   the current params that return them."""
@@ -313,7 +314,7 @@ def run_steps(tx: Any, update: Callable, params: Any, grads_seq) -> list:
   for g in grads_seq:
     g = g(params) if callable(g) else g
     updates, state = update(g, state, params)
-    params = gradtx.apply_updates(params, updates)
+    params = apply_updates(params, updates)
     out.append((updates, state, params))
   return out
 

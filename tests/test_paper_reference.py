@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import common
 import gradtx
 
 STEPS = 50
@@ -282,11 +283,8 @@ def assert_same_trajectory(lib: list, ref: list) -> None:
     for what, i in (("update", 1), ("params", 0)):
       ours = np.stack([step[i][k] for step in lib])
       theirs = np.stack([step[i][k] for step in ref])
-      close = np.isclose(ours, theirs, rtol=RTOL, atol=0, equal_nan=True)
-      for t in np.flatnonzero(~close.reshape(len(lib), -1).all(axis=1))[:1]:
-        np.testing.assert_allclose(
-            ours[t], theirs[t], rtol=RTOL, atol=0,
-            err_msg=f"{what} at step {t + 1}, leaf {k!r}")
+      common.assert_steps_close(ours, theirs, RTOL, 0,
+                                f"{what} at step {{step}}, leaf {k!r}")
 
 
 # --------------------------------------------------------------------------

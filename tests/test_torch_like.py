@@ -215,11 +215,8 @@ def _assert_trajectories_agree(label, got, want):
   for k, shape in SHAPES.items():
     assert got[k].shape == want[k].shape == (STEPS, *shape), label
     # All steps at once; the first step that differs is reported.
-    close = np.isclose(got[k], want[k], rtol=RTOL, atol=RTOL, equal_nan=True)
-    for t in np.flatnonzero(~close.reshape(STEPS, -1).all(axis=1))[:1]:
-      np.testing.assert_allclose(
-          got[k][t], want[k][t], rtol=RTOL, atol=RTOL,
-          err_msg=f"{label}: param {k!r} differs at step {t + 1}")
+    common.assert_steps_close(got[k], want[k], RTOL, RTOL,
+                              f"{label}: param {k!r} differs at step {{step}}")
 
 
 def _params():
