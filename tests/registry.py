@@ -178,6 +178,24 @@ SPECS = [
 BY_NAME = {s.name: s for s in SPECS}
 
 
+def local_value(x: Any, *, center: Any, slope: Any) -> jax.Array:
+  """``<slope, x - center> + |x - center|**2 / 2``, real-valued for complex
+  params too (``Re<g, d> + |d|^2 / 2``): 0 at ``center``, where its
+  gradient is ``slope``."""
+  d = jax.tree.map(lambda a, b: a - b, x, center)
+  terms = jax.tree.map(
+      lambda gi, di: jax.numpy.sum(jax.numpy.real(jax.numpy.conj(gi) * di)
+                                   + jax.numpy.abs(di) ** 2 / 2),
+      slope, d)
+  return sum(jax.tree.leaves(terms))
+
+
+def local_residuals(x: Any, *, center: Any, slope: Any) -> Any:
+  """``x - center + slope``: half its squared norm is :func:`local_value`
+  plus a constant."""
+  return jax.tree.map(lambda a, b, g: a - b + g, x, center, slope)
+
+
 def objective_kwargs(spec: Spec, params: Any, grads: Any) -> dict:
   """The keyword arguments a line search reads, for gradients fed directly.
 
@@ -188,24 +206,21 @@ def objective_kwargs(spec: Spec, params: Any, grads: Any) -> dict:
   Entries flagged ``needs_residuals`` get ``residual_fn(x) = x - params +
   grads``, whose ``sum(r**2) / 2`` is that model plus a constant. Other
   entries get nothing.
+
+  The functions are the fixed :func:`local_value` and
+  :func:`local_residuals`, given ``params`` and ``grads`` as data
+  (``center``, ``slope``), as a user passes a model and its batch: the
+  programs an update traces from them are the same at every step, so an
+  eager step does not compile its line search or Hessian again.
   """
+  data = dict(center=params, slope=grads)
   if spec.needs_residuals or spec.needs_outputs:
     key = "residual_fn" if spec.needs_residuals else "output_fn"
-    return {key: lambda x: jax.tree.map(lambda a, b, g: a - b + g, x, params,
-                                        grads)}
+    return {key: local_residuals, **data}
   if not spec.needs_objective:
     return {}
-
-  def value_fn(x):
-    d = jax.tree.map(lambda a, b: a - b, x, params)
-    # Real-valued for complex params too: Re<g, d> + |d|^2 / 2.
-    terms = jax.tree.map(
-        lambda gi, di: jax.numpy.sum(jax.numpy.real(jax.numpy.conj(gi) * di)
-                                     + jax.numpy.abs(di) ** 2 / 2),
-        grads, d)
-    return sum(jax.tree.leaves(terms))
-
-  return dict(value=value_fn(params), grad=grads, value_fn=value_fn)
+  return dict(value=local_value(params, **data), grad=grads,
+              value_fn=local_value, **data)
 
 
 def leaf_arrays(tree: Any) -> list:
