@@ -34,9 +34,12 @@ def main(argv=None):
                        min_adam_steps=max(2, args.steps // 10)))]:
     w = jnp.ones(12)
     state = tx.init(w)
-    step = jax.jit(lambda w, s, k: tx.update(grad(w, k), s, w))
-    for key in jax.random.split(jax.random.key(0), args.steps):
-      updates, state = step(w, state, key)
+    # The step picks its noise key from all of them: iterating over a JAX
+    # array would split it into one array per step first.
+    keys = jax.random.split(jax.random.key(0), args.steps)
+    step = jax.jit(lambda w, s, k: tx.update(grad(w, keys[k]), s, w))
+    for k in range(args.steps):
+      updates, state = step(w, state, k)
       w = gradtx.apply_updates(w, updates)
     results[name] = float(0.5 * jnp.sum(scales * w ** 2))
     line = f"{name:16s} final loss {results[name]:.4f}"
