@@ -108,6 +108,14 @@ def assert_steps_close(ours, theirs, rtol, atol, err_msg):
                                err_msg=err_msg.format(step=t + 1))
 
 
+def arg_types(tree):
+  """What jax.jit keys its compiled programs on, but for where the arrays
+  live: the tree structure and each leaf's type (shape, dtype, weak
+  type)."""
+  return (jax.tree.structure(tree),
+          tuple(jax.typeof(x) for x in jax.tree.leaves(tree)))
+
+
 class CountCompiles:
   """Counts XLA compiles while active: ``with CountCompiles() as c: ...``,
   then ``c.count``."""

@@ -35,6 +35,7 @@ import numpy as np
 import pytest
 
 import gradtx
+from common import arg_types
 from registry import (BY_NAME, LR, SPECS, eager_update, jitted_costly_update,
                       leaf_arrays, run_steps, tree_grads, tree_params,
                       update_all)
@@ -156,13 +157,6 @@ def test_jit_and_eager_agree_to_rounding():
       np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=n)
 
 
-def _keys(tree):
-  """What jax.jit keys its programs on, but for where the arrays live: the
-  tree structure and each leaf's shape, dtype and weak type."""
-  return (jax.tree.structure(tree),
-          [jax.typeof(x) for x in jax.tree.leaves(tree)])
-
-
 def _to_host_and_back(tree):
   """The same bits, shapes and dtypes, copied through the host: arrays no
   longer committed to a device (PRNG keys through their key data)."""
@@ -189,7 +183,7 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path):
   for n in IDS:
     # A restored leaf that lost its weak type (or changed dtype) would
     # make the jitted step compile again.
-    assert _keys(restored[n]) == _keys(fresh[n]), (
+    assert arg_types(restored[n]) == arg_types(fresh[n]), (
         f"{n}: the restored state would recompile the step")
   restored = _to_host_and_back(restored)
   pairs = ({n: restored[n]["params"] for n in IDS},

@@ -45,13 +45,6 @@ def _eager_steps(name, dtype):
                    _grads_seq())
 
 
-def _arg_types(tree):
-  """What jax.jit keys its compiled programs on: the tree structure and
-  each leaf's type (shape, dtype, weak type)."""
-  return (jax.tree.structure(tree),
-          tuple(jax.typeof(x) for x in jax.tree.leaves(tree)))
-
-
 def _jitted_steps(specs):
   """STEPS float64 steps of every entry in ``specs`` at once, through one
   jitted step that takes {name: grads}, {name: state}, {name: params}, with
@@ -78,7 +71,7 @@ def _jitted_steps(specs):
   for i in range(STEPS):
     gs = {n: tree_grads(ps[n], i) for n in txs}
     for n in txs:
-      types[n].append(_arg_types((gs[n], ss[n], ps[n])))
+      types[n].append(common.arg_types((gs[n], ss[n], ps[n])))
     us, ss = step(gs, ss, ps)
     ps = {n: gradtx.apply_updates(ps[n], us[n]) for n in txs}
   return {n: (ss[n], ps[n]) for n in txs}, types, len(traces)
