@@ -9,7 +9,7 @@ agree to rounding only: inside a fused kernel XLA's CPU backend contracts
 twice (each on its own is bit-reproducible).
 
 The jitted runs step every optimizer through two programs: the one of
-``registry.costly_steps`` for the entries whose eager steps cost more
+``registry.jitted_costly_update`` for the entries whose eager steps cost more
 (line searches, Hessians; test_numerics and test_properties run the same
 float32 program) and one for all the others. The eager runs take
 EAGER_STEPS steps only, while the jitted runs, whose steps cost nothing
@@ -81,26 +81,27 @@ def _start():
 
 
 def _train(params, states, start, steps):
-  """(params, states) after jitted steps ``start`` .. ``start + steps - 1``
-  (``registry.tree_grads`` of the step's params)."""
-  update = _jitted()[1]
+  """(params, states) after each of the jitted steps ``start`` ..
+  ``start + steps - 1`` (``registry.tree_grads`` of the step's params)."""
+  update, out = _jitted()[1], []
   for i in range(start, start + steps):
     gs = {n: tree_grads(params[n], i) for n in IDS}
     us, states = update(gs, states, params)
     params = {n: gradtx.apply_updates(params[n], us[n]) for n in IDS}
-  return params, states
+    out.append((params, states))
+  return out
 
 
 def _eager(names):
-  """{name: (params, state)} after EAGER_STEPS eager steps."""
+  """(params, states) after EAGER_STEPS eager steps, as dicts keyed by
+  name."""
   grads = [functools.partial(tree_grads, i=i) for i in range(EAGER_STEPS)]
-  out = {}
+  params, states = {}, {}
   for n in names:
     tx = BY_NAME[n].make(LR)
-    _, state, params = run_steps(tx, eager_update(BY_NAME[n], tx),
-                                 tree_params(DTYPE), grads)[-1]
-    out[n] = (params, state)
-  return out
+    _, states[n], params[n] = run_steps(tx, eager_update(BY_NAME[n], tx),
+                                        tree_params(DTYPE), grads)[-1]
+  return params, states
 
 
 def _assert_identical(a, b, what, names=IDS):
@@ -114,14 +115,9 @@ def _assert_identical(a, b, what, names=IDS):
       assert x.tobytes() == y.tobytes(), f"{name}: {what} differ: {x} {y}"
 
 
-def _pairs(runs):
-  """{name: (params, state)} as the (params, states) pair of dicts."""
-  return ({n: p for n, (p, _) in runs.items()},
-          {n: s for n, (_, s) in runs.items()})
-
-
 @functools.cache
 def _jit_run():
+  """(params, states) after each of the N + M jitted steps."""
   return _train(*_start(), 0, N + M)
 
 
@@ -131,18 +127,17 @@ def _eager_run():
 
 
 def test_repeated_jitted_runs_are_bit_identical():
-  _assert_identical(_jit_run(), _train(*_start(), 0, N + M),
+  _assert_identical(_jit_run()[-1], _train(*_start(), 0, N + M)[-1],
                     "two jitted runs")
 
 
 def test_repeated_eager_runs_are_bit_identical():
-  first = _pairs({n: _eager_run()[n] for n in OP_BY_OP})
-  _assert_identical(first, _pairs(_eager(OP_BY_OP)), "two eager runs",
+  _assert_identical(_eager_run(), _eager(OP_BY_OP), "two eager runs",
                     OP_BY_OP)
 
 
 def test_jit_and_eager_agree_to_rounding():
-  jitted = _train(*_start(), 0, EAGER_STEPS)
+  jitted, eager = _jit_run()[EAGER_STEPS - 1], _eager_run()
   for spec in SPECS:
     # L-BFGS divides by s.y and y.y, differences of nearly equal float32
     # numbers, so a last-bit difference in the gradients grows over the
@@ -152,7 +147,7 @@ def test_jit_and_eager_agree_to_rounding():
     rtol, atol = (1e-3, 1e-4) if spec.needs_objective else (2e-5, 1e-7)
     n = spec.name
     for x, y in zip(leaf_arrays((jitted[0][n], jitted[1][n])),
-                    leaf_arrays(_eager_run()[n]), strict=True):
+                    leaf_arrays((eager[0][n], eager[1][n])), strict=True):
       assert x.dtype == y.dtype
       np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=n)
 
@@ -169,7 +164,7 @@ def _to_host_and_back(tree):
 
 
 def test_resume_from_checkpoint_is_bit_identical(tmp_path):
-  params, states = _train(*_start(), 0, N)
+  params, states = _jit_run()[N - 1]
   saved = {n: {"params": params[n], "state": states[n]} for n in IDS}
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(tmp_path / "ckpt", saved)
@@ -191,7 +186,7 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path):
   _assert_identical((params, states), pairs, "restored")
   programs = _jitted()[2]
   sizes = [p._cache_size() for p in programs]
-  resumed = _train(*pairs, N, M)
-  _assert_identical(_jit_run(), resumed, "resumed vs uninterrupted")
+  resumed = _train(*pairs, N, M)[-1]
+  _assert_identical(_jit_run()[-1], resumed, "resumed vs uninterrupted")
   assert [p._cache_size() for p in programs] == sizes, (
       "the restored state recompiled")
