@@ -21,6 +21,8 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--steps", type=int, default=600)
   args = ap.parse_args(argv)
+  if args.steps < 1:
+    ap.error("--steps must be at least 1")
   scales = jnp.logspace(0.0, 1.0, 12)  # an ill-conditioned quadratic
 
   def grad(w, key):

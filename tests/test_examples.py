@@ -72,6 +72,13 @@ def test_custom_transform_example_converges():
   assert float(abs(params["w"]).max()) < 0.1
 
 
+@pytest.mark.parametrize("steps", ["0", "-1"])
+def test_lookahead_swats_example_rejects_steps_below_one(steps, capsys):
+  with pytest.raises(SystemExit):
+    _load("lookahead_swats").main(["--steps", steps])
+  assert "--steps must be at least 1" in capsys.readouterr().err
+
+
 def test_lookahead_swats_example_reports_the_switch(capsys):
   results = _load("lookahead_swats").main(["--steps", "200"])
   out = capsys.readouterr().out
