@@ -26,7 +26,9 @@ FLAGS = ("--xla_force_host_platform_device_count=8 "
 
 
 def test_every_optimizer_follows_the_params_sharding():
-  env = dict(os.environ, XLA_FLAGS=FLAGS, JAX_PLATFORMS="cpu")
+  # After the suite's own flags (tests/conftest.py), which it keeps.
+  flags = " ".join(f for f in (os.environ.get("XLA_FLAGS"), FLAGS) if f)
+  env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
   result = subprocess.run([sys.executable, str(SCRIPT)], env=env,
                           capture_output=True, text=True, timeout=600)
   out = result.stdout
