@@ -27,6 +27,7 @@ knows it: XLA aborts on an unknown flag.
 """
 
 import atexit
+import gc
 import os
 import shutil
 import subprocess
@@ -59,7 +60,6 @@ if FLAGS_ENV not in os.environ:
     os.environ["XLA_FLAGS"] = " ".join(
         f for f in (os.environ.get("XLA_FLAGS"), FAST_COMPILE_FLAG) if f)
 
-import jax  # noqa: E402  (XLA_FLAGS is read when the first backend starts)
 import pytest  # noqa: E402
 
 CACHE_ENV = "GRADTX_TEST_COMPILATION_CACHE"
@@ -69,7 +69,7 @@ if CACHE_ENV not in os.environ:
   os.environ[CACHE_ENV] = _cache_dir
   atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
 # Read by the JAX of every interpreter started from here (environment
-# variables), and set explicitly in this one, which imported JAX already.
+# variables), and set explicitly in this one by pytest_configure.
 _CACHE = {
     "jax_compilation_cache_dir": os.environ[CACHE_ENV],
     "jax_persistent_cache_min_compile_time_secs": 0.0,
@@ -77,10 +77,21 @@ _CACHE = {
 }
 for _name, _value in _CACHE.items():
   os.environ.setdefault(_name.upper(), str(_value))
-  jax.config.update(_name, _value)
 
-jax.config.update("jax_enable_x64", True)
-jax.config.update("jax_numpy_rank_promotion", "raise")
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's, which names the role
+def pytest_configure(config):
+  """Configures JAX in every interpreter that runs tests, before any test
+  module is collected. The controller of pytest-xdist runs none and leaves
+  JAX unimported, which starts its workers a second sooner."""
+  if config.pluginmanager.hasplugin("dsession"):
+    return
+  import jax  # pylint: disable=import-outside-toplevel
+
+  for name, value in _CACHE.items():
+    jax.config.update(name, value)
+  jax.config.update("jax_enable_x64", True)
+  jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 # The modules that take longest, longest first: pytest-xdist hands whole
@@ -100,6 +111,18 @@ LONGEST_FIRST = (
     "tests/test_second_order_scipy.py",
     "tests/test_examples.py",
 )
+
+
+def pytest_collection_finish(session):
+  """Python's cyclic garbage collector leaves alone, from here on, what
+  collection made (the libraries imported, the test modules and their
+  parameters, all alive to the end of the run), and runs a tenth as often:
+  tracing allocates many small objects, and each full collection walked
+  the whole heap. Measured on three of the longest modules run in one
+  process: 2.2 s of their 45 s in the collector, 1.1 s after."""
+  gc.collect()
+  gc.freeze()
+  gc.set_threshold(10_000, 10, 10)
 
 
 def pytest_collection_modifyitems(config, items):
