@@ -35,7 +35,6 @@ import sys
 import tempfile
 
 FAST_COMPILE_FLAG = "--xla_cpu_use_fusion_emitters=false"
-FLAGS_ENV = "GRADTX_TEST_XLA_FLAGS_CHECKED"
 
 
 def _xla_accepts(flag):
@@ -50,15 +49,14 @@ def _xla_accepts(flag):
                         capture_output=True, check=False).returncode == 0
 
 
-# Decided once, by the first interpreter (pytest's, or the controller of
-# pytest-xdist), before any backend starts; the workers and the
-# interpreters the tests start inherit the environment.
-if FLAGS_ENV not in os.environ:
-  os.environ[FLAGS_ENV] = "1"
-  if (not os.environ.get("GRADTX_TEST_XLA_DEFAULTS")
-      and _xla_accepts(FAST_COMPILE_FLAG)):
-    os.environ["XLA_FLAGS"] = " ".join(
-        f for f in (os.environ.get("XLA_FLAGS"), FAST_COMPILE_FLAG) if f)
+# Decided once, by pytest's interpreter (the controller of pytest-xdist, or
+# the only one with -n 0), before any backend starts; the pytest-xdist
+# workers and the interpreters the tests start inherit the environment.
+if ("PYTEST_XDIST_WORKER" not in os.environ
+    and not os.environ.get("GRADTX_TEST_XLA_DEFAULTS")
+    and _xla_accepts(FAST_COMPILE_FLAG)):
+  os.environ["XLA_FLAGS"] = " ".join(
+      f for f in (os.environ.get("XLA_FLAGS"), FAST_COMPILE_FLAG) if f)
 
 import pytest  # noqa: E402
 
